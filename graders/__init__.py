@@ -1,0 +1,1 @@
+"""Built-in graders: plugins registered like third-party ones."""

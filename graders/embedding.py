@@ -1,0 +1,84 @@
+"""Embedding-similarity grader: cosine of query and document, threshold calibrated on train pairs."""
+from __future__ import annotations
+
+import numpy as np
+
+from lorag_harness.data.pairs import lead
+from lorag_harness.embedder import DEFAULT_EMBEDDER, embed
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.model import Judgment, Pair
+
+from .fingerprint import fingerprint
+
+
+class EmbeddingGrader:
+    """P(relevant) by logistic calibration of the cosine on the training pairs;
+    topics are the nearest topic names, the summary the document's lead."""
+
+    def __init__(self, name: str = "embedding", model: str | None = None, train_pairs=(), topics=None):
+        self.name, self.model_name = name, model
+        self.topics = dict(topics or {})
+        self.coef, self.intercept = self._calibrate(list(train_pairs))
+
+    def _cosines(self, pairs: list[Pair]) -> np.ndarray:
+        q = embed([p.query for p in pairs], self.model_name)
+        d = embed([p.document for p in pairs], self.model_name)
+        return np.sum(q * d, axis=1)
+
+    def _calibrate(self, pairs: list[Pair]) -> tuple[float, float]:
+        labels = {p.label for p in pairs}
+        if len(labels) < 2:  # nothing to fit: P = cos mapped to [0, 1], threshold cos 0
+            return 1.0, 0.0
+        from sklearn.linear_model import LogisticRegression
+
+        x = self._cosines(pairs).reshape(-1, 1)
+        y = np.array([p.label for p in pairs], dtype=int)
+        clf = LogisticRegression(C=100.0).fit(x, y)
+        return float(clf.coef_[0, 0]), float(clf.intercept_[0])
+
+    @property
+    def threshold(self) -> float:
+        """The cosine at which P(relevant) = 0.5."""
+        return -self.intercept / self.coef
+
+    def fingerprint(self) -> str:
+        return fingerprint(kind="embedding", model=self.model_name or DEFAULT_EMBEDDER,
+                           coef=round(self.coef, 6), intercept=round(self.intercept, 6), topics=self.topics)
+
+    def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
+        cos = self._cosines(pairs)
+        probs = 1.0 / (1.0 + np.exp(-(self.coef * cos + self.intercept)))
+        out = [Judgment(relevant=bool(p >= 0.5), score=float(p), raw_text=f"cosine={c:.4f}") for p, c in zip(probs, cos)]
+        if reasons:
+            self._add_reasons(pairs, out)
+        if advance:
+            advance(len(pairs))
+        return out
+
+    def _add_reasons(self, pairs: list[Pair], out: list[Judgment]) -> None:
+        names = list(self.topics.values()) or sorted({t for p in pairs for t in (p.query_topic, p.document_topic) if t})
+        if not names:
+            for j, p in zip(out, pairs):
+                j.reason = {"query_topic": "", "document_topic": "", "summary": lead(p.document)}
+            return
+        t = embed(names, self.model_name)
+        qt = np.argmax(embed([p.query for p in pairs], self.model_name) @ t.T, axis=1)
+        dt = np.argmax(embed([p.document for p in pairs], self.model_name) @ t.T, axis=1)
+        for j, p, qi, di in zip(out, pairs, qt, dt):
+            j.reason = {"query_topic": names[qi], "document_topic": names[di], "summary": lead(p.document)}
+
+
+def make_embedding(arg, context):
+    """Sentence-transformers cosine similarity, threshold calibrated on train pairs."""
+    ds = context.dataset
+    return EmbeddingGrader(
+        "embedding" if not arg else f"embedding:{arg}",
+        model=arg or context.embedder,
+        train_pairs=ds.train_pairs if ds else (),
+        topics=ds.topics if ds else None,
+    )
+
+
+@hookimpl
+def register_graders(register):
+    register("embedding", make_embedding)

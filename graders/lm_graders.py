@@ -1,0 +1,108 @@
+"""LM graders: the prompted base model, and the same model with the S1 or S2 adapter."""
+from __future__ import annotations
+
+from lorag_harness import lm, prompts
+from lorag_harness.errors import LoragError
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.model import Judgment, Pair
+from lorag_harness.schema import balanced_end, parse_output
+
+from .fingerprint import file_hashes, fingerprint
+from .lm_scoring import generate_continuations, score_true_false
+
+
+class LMGrader:
+    """Relevance from the next-token logits of " true"/" false" after ``{"relevant":``;
+    reasons by greedy generation only when a task asks for them."""
+
+    def __init__(self, name: str, base_model: str | None = None, adapter: str | None = None,
+                 quant: str | None = None, batch_size: int = 8, max_doc_tokens: int = 160,
+                 max_new_tokens: int = 64, threshold: float = 0.5):
+        self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
+        self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
+        self.threshold = threshold
+        self._model = self._tok = None
+
+    @property
+    def tokenizer(self):
+        if self._tok is None:
+            self._tok = lm.load_tokenizer(self.adapter if self.adapter and _has_tokenizer(self.adapter) else self.base_model)
+        return self._tok
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = lm.load_model(self.base_model, self.adapter, self.quant)
+        return self._model
+
+    def fingerprint(self) -> str:
+        return fingerprint(
+            kind="lm", model=lm.resolve_model_path(self.base_model) if self.base_model else lm.DEFAULT_MODEL,
+            adapter=file_hashes(self.adapter), template=prompts.template_hash(), quant=self.quant,
+            max_doc_tokens=self.max_doc_tokens, max_new_tokens=self.max_new_tokens, threshold=self.threshold,
+        )
+
+    def encode(self, pair: Pair, answer_prefix: str) -> list[int]:
+        doc = prompts.clip_document(self.tokenizer, pair.document, self.max_doc_tokens)
+        text = prompts.chat_prefix(self.tokenizer, pair.query, doc) + answer_prefix
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def token_id(self, text: str) -> int:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise LoragError(f"{text!r} is not a single token for this tokenizer")
+        return ids[0]
+
+    def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
+        seqs = [self.encode(p, prompts.PREFILL) for p in pairs]
+        scores = score_true_false(self.model, seqs, self.token_id(" true"), self.token_id(" false"),
+                                  self.tokenizer.pad_token_id, self.batch_size, None if reasons else advance)
+        judgments = [Judgment(relevant=s >= self.threshold, score=s, raw_text=prompts.PREFILL + (" true" if s >= self.threshold else " false"))
+                     for s in scores]
+        if reasons:
+            self._add_reasons(pairs, judgments, advance)
+        return judgments
+
+    def _add_reasons(self, pairs, judgments, advance) -> None:
+        heads = [prompts.REASON_PREFILL.format(value="true" if j.relevant else "false") for j in judgments]
+        seqs = [self.encode(p, h) for p, h in zip(pairs, heads)]
+        texts = generate_continuations(self.model, self.tokenizer, seqs, self.max_new_tokens,
+                                       self.batch_size, opened=1, advance=advance)
+        for j, head, gen in zip(judgments, heads, texts):
+            raw = head + gen
+            end = balanced_end(raw)
+            j.raw_text = raw[:end] if end else raw
+            obj, ok = parse_output(j.raw_text)
+            j.parse_ok = ok
+            reason = obj.get("reason") if obj else None
+            j.reason = reason if isinstance(reason, dict) else None
+
+
+def _has_tokenizer(folder: str) -> bool:
+    from pathlib import Path
+
+    return (Path(folder) / "tokenizer_config.json").is_file()
+
+
+def _factory(name: str, needs_adapter: bool):
+    def make(arg, context):
+        if needs_adapter and not arg:
+            raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
+        return LMGrader(
+            name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
+            quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,
+        )
+
+    make.__doc__ = {
+        "base": "Base causal LM, prompted; P(relevant) from true/false logits.",
+        "s1": "Base LM + S1 adapter (loss on the relevant value): s1:ADAPTER_DIR.",
+        "s2": "Base LM + S2 adapter (loss on the reason): s2:ADAPTER_DIR.",
+    }[name]
+    return make
+
+
+@hookimpl
+def register_graders(register):
+    register("base", _factory("base", needs_adapter=False))
+    register("s1", _factory("s1", needs_adapter=True))
+    register("s2", _factory("s2", needs_adapter=True))

@@ -1,0 +1,149 @@
+"""The ``lorag`` command."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import registry
+from .errors import LoragError
+from .plugins import plugin_origins, pm
+
+console = Console()
+err = Console(stderr=True)
+
+
+class Group(click.Group):
+    """Turn LoragError into a clean message and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LoragError as e:
+            err.print(f"[bold red]error:[/] {e}")
+            sys.exit(2)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="lorag-harness")
+def cli():
+    """Evaluate RAG relevance graders: LM, LoRA adapters, embeddings."""
+
+
+@cli.command()
+def plugins():
+    """List graders, tasks and datasets, and the plugin that registered each."""
+    origins = plugin_origins(pm)
+    for kind, entries in (("graders", registry.graders()), ("tasks", registry.tasks()), ("datasets", registry.datasets())):
+        table = Table(title=kind, title_justify="left", header_style="bold")
+        for col in ("name", "description", "plugin", "from"):
+            table.add_column(col)
+        for e in entries.values():
+            table.add_row(e.name, e.description, e.plugin, origins.get(e.plugin, "built-in"))
+        console.print(table)
+
+
+def bench_options(f):
+    opts = [
+        click.option("--graders", "-g", default="base,embedding", show_default=True, help="Comma-separated grader specs, e.g. base,s1:adapters/s1"),
+        click.option("--tasks", "-t", default="s1-relevance,s2-reasoning,rag-p5", show_default=True),
+        click.option("--dataset", "-d", default="reuters-r8", show_default=True, help="Dataset spec, e.g. jsonl:pairs.jsonl"),
+        click.option("--base-model", default=None, help="HF model id or path (default: packaged SmolLM2-135M-Instruct)"),
+        click.option("--embedder", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"),
+        click.option("--eval-pairs", type=int, default=200, show_default=True),
+        click.option("--train-pairs", type=int, default=400, show_default=True),
+        click.option("--s2-pairs", type=int, default=32, show_default=True, help="Pairs for which reasons are generated"),
+        click.option("--rag-queries", type=int, default=16, show_default=True),
+        click.option("--rag-k", type=int, default=20, show_default=True),
+        click.option("--corpus-size", type=int, default=300, show_default=True),
+        click.option("--seed", type=int, default=13, show_default=True),
+        click.option("--batch-size", type=int, default=8, show_default=True),
+        click.option("--max-doc-tokens", type=int, default=160, show_default=True),
+        click.option("--quant", type=click.Choice(["none", "nf4"]), default="none", show_default=True),
+        click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)"),
+        click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
+        click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
+        click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def config_from(o: dict):
+    from .runner import BenchConfig
+
+    if o["rag_queries"] < 1 or o["eval_pairs"] < 2:
+        raise LoragError("--eval-pairs must be >= 2 and --rag-queries >= 1")
+    return BenchConfig(
+        graders=[g.strip() for g in o["graders"].split(",") if g.strip()],
+        tasks=[t.strip() for t in o["tasks"].split(",") if t.strip()],
+        dataset=o["dataset"],
+        dataset_options={"n_train": o["train_pairs"], "n_eval": o["eval_pairs"], "corpus_size": o["corpus_size"],
+                         "n_queries": o["rag_queries"], "seed": o["seed"]},
+        task_options={"*": {"embedder": o["embedder"]}, "s2-reasoning": {"limit": o["s2_pairs"]},
+                      "rag-p5": {"k": o["rag_k"], "n_queries": o["rag_queries"]}},
+        base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
+        max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] == "none" else o["quant"],
+        cache_path=":memory:" if o["no_cache"] else o["cache_path"],
+    )
+
+
+def run_and_report(config, out: str | None, fmt: str | None):
+    from .report import print_report
+    from .runner import run_bench
+
+    start = time.perf_counter()
+    result = run_bench(config, pm, err)
+    print_report(result, console)
+    console.print(f"[dim]{time.perf_counter() - start:.0f} s in all[/]")
+    if out:
+        from .export import write_report
+
+        path = write_report(result, Path(out), fmt)
+        console.print(f"report written to {path}")
+    return result
+
+
+@cli.command()
+@bench_options
+def bench(**o):
+    """Run graders × tasks on a dataset and print a comparison table."""
+    run_and_report(config_from(o), o["out"], o["fmt"])
+
+
+@cli.group()
+def cache():
+    """The judgment cache."""
+
+
+@cache.command("clear")
+@click.option("--cache", "cache_path", default=None)
+def cache_clear(cache_path):
+    """Delete every stored judgment."""
+    from .cache import JudgmentCache
+
+    store = JudgmentCache(cache_path)
+    console.print(f"removed {store.clear()} judgments from {store.path}")
+
+
+@cache.command("info")
+@click.option("--cache", "cache_path", default=None)
+def cache_info(cache_path):
+    """How many judgments are stored."""
+    from .cache import JudgmentCache
+
+    store = JudgmentCache(cache_path)
+    console.print(json.dumps({"path": store.path, "judgments": store.count()}))
+
+
+pm.hook.register_commands(cli=cli)
+
+
+def main():  # console script
+    cli()

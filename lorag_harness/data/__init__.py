@@ -1,0 +1,1 @@
+"""Readers, pair building and the built-in dataset plugin."""

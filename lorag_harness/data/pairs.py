@@ -1,0 +1,103 @@
+"""Turn labelled documents into query–document pairs, a retrieval corpus and qrels."""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from ..errors import LoragError
+from ..model import Dataset, Doc, Pair, Query
+from .topics import PHRASINGS, readable
+
+LEAD_WORDS = 14
+
+
+def lead(text: str, n: int = LEAD_WORDS) -> str:
+    """The document's opening words (its title and first sentence for news)."""
+    first = text.strip().split(". ")[0]
+    words = first.split()[:n]
+    return " ".join(words)
+
+
+def reference_summary(text: str, topic_name: str) -> str:
+    """A one-sentence summary from the document's lead and its topic."""
+    return f"A {topic_name} story: {lead(text)}."
+
+
+def truncate_words(text: str, max_words: int) -> str:
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words])
+
+
+def balanced_sample(docs: list[tuple[str, str]], n: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Up to ``n`` documents, round-robin over classes so that small classes appear."""
+    by_class: dict[str, list] = defaultdict(list)
+    for d in docs:
+        by_class[d[0]].append(d)
+    pools = [rng.sample(v, len(v)) for _, v in sorted(by_class.items())]
+    out = []
+    while len(out) < n and any(pools):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    return out
+
+
+def make_pairs(docs, topics: dict[str, str], rng: random.Random, prefix: str) -> list[Pair]:
+    """One positive and one negative pair per document."""
+    labels = sorted(topics)
+    if len(labels) < 2:
+        raise LoragError("building pairs needs at least two topics")
+    pairs = []
+    for i, (label, text) in enumerate(docs):
+        other = rng.choice([lab for lab in labels if lab != label])
+        for qlabel, rel in ((label, True), (other, False)):
+            query = rng.choice(PHRASINGS).format(t=topics[qlabel])
+            pairs.append(Pair(query, text, rel, topics[qlabel], topics[label], f"{prefix}{i}-{'pos' if rel else 'neg'}"))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def build_dataset(
+    name: str,
+    train_docs: list[tuple[str, str]],
+    test_docs: list[tuple[str, str]],
+    *,
+    n_train: int = 400,
+    n_eval: int = 200,
+    corpus_size: int = 300,
+    n_queries: int = 16,
+    seed: int = 13,
+    max_words: int = 120,
+) -> Dataset:
+    """Seeded train/eval pairs; the retrieval corpus comes from held-out documents
+    disjoint from both the training and the evaluation documents."""
+    rng = random.Random(seed)
+    clip = lambda docs: [(lab, truncate_words(t, max_words)) for lab, t in docs]  # noqa: E731
+    topics = {lab: readable(lab) for lab in sorted({lab for lab, _ in train_docs + test_docs})}
+    train = clip(balanced_sample(train_docs, n_train // 2, rng))
+    held_out = rng.sample(test_docs, len(test_docs))
+    eval_raw = balanced_sample(held_out, n_eval // 2, rng)
+    taken = {id(d) for d in eval_raw}
+    corpus_docs = clip(balanced_sample([d for d in held_out if id(d) not in taken], corpus_size, rng))
+    eval_docs = clip(eval_raw)
+    corpus = [Doc(f"d{i}", t, lab) for i, (lab, t) in enumerate(corpus_docs)]
+
+    present = sorted({d.topic for d in corpus})
+    queries = []
+    for i in range(min(n_queries, len(present) * len(PHRASINGS))):
+        label = present[i % len(present)]
+        phrasing = PHRASINGS[(i // len(present)) % len(PHRASINGS)]
+        queries.append(Query(f"q{i}", phrasing.format(t=topics[label]), label))
+    qrels = {q.query_id: {d.doc_id: int(d.topic == q.topic) for d in corpus} for q in queries}
+
+    train_pairs = make_pairs(train, topics, rng, "tr")
+    eval_pairs = make_pairs(eval_docs, topics, rng, "ev")
+    references = {
+        p.pair_id: {
+            "query_topic": p.query_topic,
+            "document_topic": p.document_topic,
+            "summary": reference_summary(p.document, p.document_topic),
+        }
+        for p in train_pairs + eval_pairs
+    }
+    return Dataset(name, train_pairs, eval_pairs, corpus, queries, qrels, topics, references)

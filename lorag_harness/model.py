@@ -1,0 +1,92 @@
+"""Data model shared by graders, tasks and datasets."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+REASON_FIELDS = ("query_topic", "document_topic", "summary")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One query–document pair with its ground-truth relevance."""
+
+    query: str
+    document: str
+    label: bool
+    query_topic: str | None = None
+    document_topic: str | None = None
+    pair_id: str = ""
+
+    def __post_init__(self):
+        if not self.pair_id:
+            object.__setattr__(self, "pair_id", self.content_hash()[:16])
+
+    def content_hash(self) -> str:
+        """Hash of what a grader sees (query and document), used as a cache key."""
+        return hashlib.sha256(f"{self.query}\x00{self.document}".encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Judgment:
+    """A grader's verdict on one pair."""
+
+    relevant: bool | None
+    score: float | None = None  # P(relevant) where available
+    reason: dict | None = None
+    raw_text: str = ""
+    parse_ok: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Judgment":
+        return cls(**{k: d.get(k) for k in ("relevant", "score", "reason", "raw_text", "parse_ok")})
+
+    def as_output(self) -> dict:
+        """The grader output schema: {"relevant": ..., "reason": {...}}."""
+        return {"relevant": self.relevant, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Doc:
+    doc_id: str
+    text: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class Query:
+    query_id: str
+    text: str
+    topic: str | None = None
+
+
+@dataclass
+class Dataset:
+    """What a dataset plugin returns: pairs for grading, a corpus for retrieval."""
+
+    name: str
+    train_pairs: list[Pair]
+    eval_pairs: list[Pair]
+    corpus: list[Doc] = field(default_factory=list)
+    queries: list[Query] = field(default_factory=list)
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)  # query_id -> doc_id -> grade
+    topics: dict[str, str] = field(default_factory=dict)  # label -> readable name
+    references: dict[str, dict] = field(default_factory=dict)  # pair_id -> reference reason
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for p in self.train_pairs + self.eval_pairs:
+            h.update(p.content_hash().encode())
+            h.update(b"1" if p.label else b"0")
+        return h.hexdigest()[:16]
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)

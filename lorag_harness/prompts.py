@@ -1,0 +1,45 @@
+"""The grading prompt, shared by the LM graders and the trainers."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+SYSTEM = (
+    "You judge whether a document is relevant to a search query. Reply with JSON only: "
+    '{"relevant": true or false, "reason": {"query_topic": "<topic of the query>", '
+    '"document_topic": "<topic of the document>", "summary": "<one sentence about the document>"}}'
+)
+# Prefill ends on a token boundary: the next token is " true" or " false".
+PREFILL = '{"relevant":'
+REASON_PREFILL = '{{"relevant": {value}, "reason":'
+
+
+def messages(query: str, document: str) -> list[dict]:
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Query: {query}\n\nDocument: {document}"},
+    ]
+
+
+def clip_document(tokenizer, document: str, max_tokens: int | None) -> str:
+    if not max_tokens:
+        return document
+    ids = tokenizer(document, add_special_tokens=False)["input_ids"]
+    return document if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def chat_prefix(tokenizer, query: str, document: str) -> str:
+    """The chat-templated prompt up to the start of the assistant's answer."""
+    return tokenizer.apply_chat_template(messages(query, document), tokenize=False, add_generation_prompt=True)
+
+
+def target_json(relevant: bool, reason: dict | None) -> str:
+    """The answer a grader should give, in the exact form the trainers teach."""
+    obj = {"relevant": bool(relevant)}
+    if reason is not None:
+        obj["reason"] = {k: reason[k] for k in ("query_topic", "document_topic", "summary")}
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def template_hash() -> str:
+    return hashlib.sha256((SYSTEM + PREFILL + REASON_PREFILL).encode()).hexdigest()[:16]

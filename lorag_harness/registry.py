@@ -1,0 +1,74 @@
+"""Collect what plugins register, remembering which plugin registered it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import LoragError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable
+    description: str
+    plugin: str
+
+
+@dataclass
+class GraderContext:
+    """What a grader factory may use: model names, the dataset, runtime options."""
+
+    base_model: str | None = None
+    embedder: str | None = None
+    dataset: Any = None  # lorag_harness.model.Dataset (its train split for calibration)
+    batch_size: int = 8
+    max_doc_tokens: int = 160
+    quant: str | None = None
+    options: dict = field(default_factory=dict)
+
+
+def _collect(hook, kind: str) -> dict[str, Entry]:
+    found: dict[str, Entry] = {}
+    for impl in hook.get_hookimpls():  # registration order
+        def register(name, factory, description="", _plugin=impl.plugin_name):
+            if name in found:
+                raise LoragError(f"{kind} {name!r} registered by both {found[name].plugin} and {_plugin}")
+            found[name] = Entry(name, factory, description or (factory.__doc__ or "").strip().split("\n")[0], _plugin)
+
+        impl.function(register=register)
+    return found
+
+
+def graders(pm=None) -> dict[str, Entry]:
+    return _collect(_pm(pm).hook.register_graders, "grader")
+
+
+def tasks(pm=None) -> dict[str, Entry]:
+    return _collect(_pm(pm).hook.register_tasks, "task")
+
+
+def datasets(pm=None) -> dict[str, Entry]:
+    return _collect(_pm(pm).hook.register_datasets, "dataset")
+
+
+def _pm(pm):
+    if pm is None:
+        from .plugins import pm as default
+
+        return default
+    return pm
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"s1:adapters/s1"`` -> ``("s1", "adapters/s1")``."""
+    name, sep, arg = spec.partition(":")
+    return name.strip(), (arg if sep else None)
+
+
+def lookup(entries: dict[str, Entry], spec: str, kind: str) -> tuple[Entry, str | None]:
+    name, arg = split_spec(spec)
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        raise LoragError(f"unknown {kind} {name!r} (known: {known})")
+    return entries[name], arg

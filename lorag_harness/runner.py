@@ -1,0 +1,130 @@
+"""Run graders × tasks on a dataset, reusing cached judgments."""
+from __future__ import annotations
+
+import gc
+import inspect
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import registry
+from .cache import JudgmentCache
+from .model import Dataset, Judgment, Pair
+from .results import TaskResult
+
+
+@dataclass
+class BenchConfig:
+    graders: list[str]
+    tasks: list[str]
+    dataset: str = "reuters-r8"
+    dataset_options: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)  # task name -> kwargs; "*" for all tasks
+    base_model: str | None = None
+    embedder: str | None = None
+    batch_size: int = 8
+    max_doc_tokens: int = 160
+    quant: str | None = None
+    cache_path: str | None = None  # None: default file; ":memory:" disables reuse
+    chunk_size: int = 32  # judgments stored per transaction
+
+
+@dataclass
+class BenchResult:
+    dataset: str
+    dataset_fingerprint: str
+    graders: list[str]
+    tasks: list[str]
+    results: dict[str, dict[str, TaskResult]]  # task -> grader -> result
+    comparisons: dict[str, list[dict]]
+    timings: dict[str, dict[str, float]]  # grader -> task -> seconds
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+            "graders": self.graders, "tasks": self.tasks,
+            "results": {t: {g: r.to_dict() for g, r in rs.items()} for t, rs in self.results.items()},
+            "comparisons": self.comparisons, "timings": self.timings, "config": self.config,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchResult":
+        results = {t: {g: TaskResult.from_dict(r) for g, r in rs.items()} for t, rs in d["results"].items()}
+        return cls(d["dataset"], d["dataset_fingerprint"], d["graders"], d["tasks"], results,
+                   d.get("comparisons", {}), d.get("timings", {}), d.get("config", {}))
+
+
+def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
+    """``judge(pairs, reasons=False)``: cached judgments first, the rest in stored chunks."""
+    fp = grader.fingerprint()
+
+    def judge(pairs: list[Pair], reasons: bool = False) -> list[Judgment]:
+        keys = [p.content_hash() for p in pairs]
+        found = cache.get_many(fp, list(dict.fromkeys(keys)), reasons)
+        todo = list({k: p for k, p in zip(keys, pairs) if k not in found}.items())
+        if advance:
+            advance(len(pairs) - sum(1 for k in keys if k not in found))
+        for i in range(0, len(todo), chunk_size):
+            chunk = todo[i : i + chunk_size]
+            made = grader.grade([p for _, p in chunk], reasons=reasons, advance=advance)
+            cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made)], reasons)
+            found.update((k, j) for (k, _), j in zip(chunk, made))
+        return [found[k] for k in keys]
+
+    return judge
+
+
+def load_dataset(spec: str, options: dict | None = None, pm=None) -> Dataset:
+    entry, arg = registry.lookup(registry.datasets(pm), spec, "dataset")
+    return entry.factory(arg, dict(options or {}))
+
+
+def build_task(name: str, options: dict, pm=None):
+    entry, _ = registry.lookup(registry.tasks(pm), name, "task")
+    merged = {**options.get("*", {}), **options.get(name, {})}
+    params = inspect.signature(entry.factory).parameters
+    accepted = {k: v for k, v in merged.items() if k in params and v is not None}
+    return entry.factory(**accepted)
+
+
+def build_grader(spec: str, context: registry.GraderContext, pm=None):
+    entry, arg = registry.lookup(registry.graders(pm), spec, "grader")
+    grader = entry.factory(arg, context)
+    if not getattr(grader, "name", None):
+        grader.name = spec
+    return grader
+
+
+def run_bench(config: BenchConfig, pm=None, console: Console | None = None, dataset: Dataset | None = None) -> BenchResult:
+    console = console or Console(stderr=True)
+    dataset = dataset or load_dataset(config.dataset, config.dataset_options, pm)
+    tasks = [build_task(t, config.task_options, pm) for t in config.tasks]  # fail early on a bad task
+    context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
+                                     config.max_doc_tokens, config.quant)
+    cache = JudgmentCache(config.cache_path)
+    results: dict[str, dict[str, TaskResult]] = {t.name: {} for t in tasks}
+    timings: dict[str, dict[str, float]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            for spec in config.graders:
+                grader = build_grader(spec, context, pm)
+                timings[spec] = {}
+                for task in tasks:
+                    bar = progress.add_task(f"{spec} · {task.name}", total=task.size(dataset))
+                    judge = make_judge(grader, cache, config.chunk_size, lambda n, b=bar: progress.advance(b, n))
+                    start = time.perf_counter()
+                    results[task.name][spec] = task.run(dataset, judge)
+                    timings[spec][task.name] = round(time.perf_counter() - start, 3)
+                    progress.update(bar, completed=progress.tasks[bar].total)
+                del grader
+                gc.collect()
+    finally:
+        cache.close()
+    comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
+    cfg = {k: v for k, v in config.__dict__.items()}
+    return BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
+                       results, comparisons, timings, cfg)

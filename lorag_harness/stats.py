@@ -1,0 +1,72 @@
+"""Confidence intervals and paired significance tests (scipy)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass
+class Metric:
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Metric":
+        return cls(d.get("value"), d.get("low"), d.get("high"), d.get("n"))
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return "–"
+        if isinstance(self.value, int) or self.low is None:
+            return f"{self.value:g}" if isinstance(self.value, int) else f"{self.value:.3f}"
+        return f"{self.value:.3f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> Metric:
+    """Proportion k/n with its Wilson score interval."""
+    if n == 0:
+        return Metric(None, n=0)
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return Metric(k / n, float(ci.low), float(ci.high), n)
+
+
+def bootstrap(statistic, *samples, n_resamples: int = 1000, seed: int = 0, paired: bool = True) -> Metric:
+    """A statistic of paired samples with its percentile bootstrap interval."""
+    value = float(statistic(*samples))
+    if len(samples[0]) < 2:
+        return Metric(value, n=len(samples[0]))
+    res = stats.bootstrap(samples, statistic, paired=paired, vectorized=False, n_resamples=n_resamples,
+                          method="percentile", rng=np.random.default_rng(seed))
+    low, high = res.confidence_interval
+    return Metric(value, float(np.nan_to_num(low, nan=value)), float(np.nan_to_num(high, nan=value)), len(samples[0]))
+
+
+def mcnemar_exact(a_correct, b_correct) -> dict:
+    """Exact McNemar test on paired correctness: binomial test on the discordant pairs."""
+    a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = only_a + only_b
+    p = 1.0 if n == 0 else float(stats.binomtest(only_a, n, 0.5).pvalue)
+    return {"test": "mcnemar-exact", "only_a": only_a, "only_b": only_b, "p_value": p}
+
+
+def paired_bootstrap(x, y, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean difference x - y over paired units, its bootstrap interval and two-sided p-value."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    if len(d) < 2 or np.allclose(d, d[0]):
+        return {"test": "paired-bootstrap", "mean_diff": float(d.mean()) if len(d) else 0.0,
+                "low": float(d.mean()) if len(d) else 0.0, "high": float(d.mean()) if len(d) else 0.0,
+                "p_value": 1.0 if (len(d) == 0 or d[0] == 0) else 0.0}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_resamples, len(d)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    # p-value: resampled means shifted to the null of zero mean difference
+    p = float(np.mean(np.abs(means - d.mean()) >= abs(d.mean())))
+    return {"test": "paired-bootstrap", "mean_diff": float(d.mean()), "low": float(low), "high": float(high), "p_value": p}

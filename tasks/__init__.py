@@ -1,0 +1,1 @@
+"""Built-in tasks: plugins registered like third-party ones."""

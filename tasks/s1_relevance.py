@@ -1,0 +1,64 @@
+"""S1 relevance: binary decisions against the labels, with intervals and McNemar tests."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import f1_score, roc_auc_score
+
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.results import TaskResult, pair_record, pairwise
+from lorag_harness.stats import Metric, bootstrap, mcnemar_exact, wilson
+
+
+def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
+    """Accuracy, precision, recall (Wilson), F1 (bootstrap), ROC-AUC, parse failures.
+    An unparsed decision (None) counts as "not relevant"."""
+    y = np.asarray(labels, dtype=bool)
+    failures = sum(p is None for p in predicted)
+    yhat = np.asarray([bool(p) for p in predicted], dtype=bool)
+    tp, fp, fn = int(np.sum(y & yhat)), int(np.sum(~y & yhat)), int(np.sum(y & ~yhat))
+    f1 = lambda a, b: f1_score(a, b, zero_division=0)  # noqa: E731
+    metrics = {
+        "accuracy": wilson(int(np.sum(y == yhat)), len(y)),
+        "precision": wilson(tp, tp + fp),
+        "recall": wilson(tp, tp + fn),
+        "f1": bootstrap(f1, y.astype(int), yhat.astype(int)),
+        "roc_auc": Metric(None),
+        "parse_failures": Metric(failures, n=len(y)),
+    }
+    if all(s is not None for s in scores) and len(set(y.tolist())) == 2:
+        metrics["roc_auc"] = bootstrap(_auc, y.astype(int), np.asarray(scores, float))
+    return metrics
+
+
+def _auc(y, s):
+    return roc_auc_score(y, s) if len(set(np.asarray(y).tolist())) == 2 else np.nan
+
+
+class S1Relevance:
+    """Relevance decisions on the eval pairs: accuracy, precision, recall, F1, ROC-AUC."""
+
+    name = "s1-relevance"
+
+    def __init__(self, limit: int | None = None):
+        self.limit = limit
+
+    def pairs(self, dataset):
+        return dataset.eval_pairs[: self.limit] if self.limit else dataset.eval_pairs
+
+    def size(self, dataset) -> int:
+        return len(self.pairs(dataset))
+
+    def run(self, dataset, judge) -> TaskResult:
+        pairs = self.pairs(dataset)
+        judgments = judge(pairs)
+        metrics = relevance_metrics([p.label for p in pairs], [j.relevant for j in judgments], [j.score for j in judgments])
+        correct = [j.relevant is not None and j.relevant == p.label for p, j in zip(pairs, judgments)]
+        return TaskResult(metrics, [pair_record(p, j) for p, j in zip(pairs, judgments)], {"correct": correct})
+
+    def compare(self, results):
+        return pairwise(results, "correct", mcnemar_exact)
+
+
+@hookimpl
+def register_tasks(register):
+    register("s1-relevance", S1Relevance)

@@ -1,0 +1,74 @@
+"""S2 structured reasoning: is the reason valid JSON, complete, on topic, close to the reference?"""
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+
+import numpy as np
+
+from lorag_harness.data.topics import topic_matches
+from lorag_harness.embedder import embed
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.results import TaskResult, pair_record, pairwise
+from lorag_harness.schema import complete_reason, first_json_object
+from lorag_harness.stats import Metric, bootstrap, mcnemar_exact, wilson
+
+
+def _mean(x):
+    return float(np.mean(x))
+
+
+class S2Reasoning:
+    """Reasons on a subset of the eval pairs: JSON validity, topics, summary similarity."""
+
+    name = "s2-reasoning"
+
+    def __init__(self, limit: int | None = 32, embedder: str | None = None):
+        self.limit, self.embedder = limit, embedder
+
+    def pairs(self, dataset):
+        return dataset.eval_pairs[: self.limit] if self.limit else dataset.eval_pairs
+
+    def size(self, dataset) -> int:
+        return len(self.pairs(dataset))
+
+    def run(self, dataset, judge) -> TaskResult:
+        pairs = self.pairs(dataset)
+        judgments = judge(pairs, reasons=True)
+        n = len(pairs)
+        refs = [dataset.references.get(p.pair_id) for p in pairs]
+        reasons = [j.reason if isinstance(j.reason, dict) else {} for j in judgments]
+        valid = [first_json_object(j.raw_text)[0] is not None for j in judgments]
+        agree = [j.relevant is not None and j.relevant == p.label for p, j in zip(pairs, judgments)]
+        metrics = {
+            "json_valid": wilson(sum(valid), n),
+            "schema_valid": wilson(sum(j.parse_ok for j in judgments), n),
+            "relevance_agreement": wilson(sum(agree), n),
+            "reason_complete": wilson(sum(complete_reason(r) for r in reasons), n),
+            "query_topic_acc": Metric(None),
+            "doc_topic_acc": Metric(None),
+            "summary_cosine": Metric(None),
+            "summary_ratio": Metric(None),
+        }
+        with_ref = [i for i, r in enumerate(refs) if r]
+        if with_ref:
+            qt = [topic_matches(reasons[i].get("query_topic"), refs[i]["query_topic"], dataset.topics) for i in with_ref]
+            dt = [topic_matches(reasons[i].get("document_topic"), refs[i]["document_topic"], dataset.topics) for i in with_ref]
+            metrics["query_topic_acc"] = wilson(sum(qt), len(with_ref))
+            metrics["doc_topic_acc"] = wilson(sum(dt), len(with_ref))
+            got = [str(reasons[i].get("summary") or "") for i in with_ref]
+            want = [refs[i]["summary"] for i in with_ref]
+            cos = np.sum(embed(got, self.embedder) * embed(want, self.embedder), axis=1)
+            cos = np.where([bool(g.strip()) for g in got], cos, 0.0)  # a missing summary scores 0
+            ratio = np.array([SequenceMatcher(None, g.lower(), w.lower()).ratio() for g, w in zip(got, want)])
+            metrics["summary_cosine"] = bootstrap(_mean, cos)
+            metrics["summary_ratio"] = bootstrap(_mean, ratio)
+        records = [pair_record(p, j) | {"reference": r} for p, j, r in zip(pairs, judgments, refs)]
+        return TaskResult(metrics, records, {"json_valid": valid, "correct": agree})
+
+    def compare(self, results):
+        return pairwise(results, "json_valid", mcnemar_exact)
+
+
+@hookimpl
+def register_tasks(register):
+    register("s2-reasoning", S2Reasoning)
