@@ -28,7 +28,7 @@ def default_path() -> Path:
 class JudgmentCache:
     """Judgments stored as they are made; WAL mode lets readers run beside a writer.
 
-    A judgment made with reasons also answers a request without reasons."""
+    A judgment made with reasons also answers a request without reasons (an exact match wins)."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = str(path) if path is not None else str(default_path())
@@ -48,7 +48,7 @@ class JudgmentCache:
             for i in range(0, len(pairs), 500):
                 chunk = pairs[i : i + 500]
                 q = (f"SELECT pair, judgment FROM judgments WHERE grader = ? AND reasons IN ({','.join('?' * len(wanted))}) "
-                     f"AND pair IN ({','.join('?' * len(chunk))}) ORDER BY reasons")
+                     f"AND pair IN ({','.join('?' * len(chunk))}) ORDER BY reasons DESC")
                 for pair, blob in self._db.execute(q, (grader, *wanted, *chunk)):
                     found[pair] = Judgment.from_dict(json.loads(blob))
         return found

@@ -9,12 +9,14 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import registry
 from .errors import LoragError
 from .plugins import plugin_origins, pm
 
-console = Console()
+# piped output gets a wide table instead of Rich's 80-column default
+console = Console(width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True)
 
 
@@ -25,7 +27,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except LoragError as e:
-            err.print(f"[bold red]error:[/] {e}")
+            err.print(Text("error: ", style="bold red") + Text(str(e)), soft_wrap=True)
             sys.exit(2)
 
 

@@ -57,9 +57,16 @@ class BenchResult:
                    d.get("comparisons", {}), d.get("timings", {}), d.get("config", {}))
 
 
+def grader_fingerprint(grader) -> str:
+    """The grader's own fingerprint, or its class and name for plug-ins that define none."""
+    if hasattr(grader, "fingerprint"):
+        return grader.fingerprint()
+    return f"{type(grader).__module__}.{type(grader).__qualname__}:{grader.name}"
+
+
 def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
     """``judge(pairs, reasons=False)``: cached judgments first, the rest in stored chunks."""
-    fp = grader.fingerprint()
+    fp = grader_fingerprint(grader)
 
     def judge(pairs: list[Pair], reasons: bool = False) -> list[Judgment]:
         keys = [p.content_hash() for p in pairs]

@@ -1,6 +1,7 @@
 """Confidence intervals and paired significance tests (scipy)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +22,17 @@ class Metric:
     def from_dict(cls, d: dict) -> "Metric":
         return cls(d.get("value"), d.get("low"), d.get("high"), d.get("n"))
 
+    def plain(self) -> str:
+        from rich.text import Text
+
+        return Text.from_markup(str(self)).plain
+
     def __str__(self) -> str:
         if self.value is None:
             return "–"
         if isinstance(self.value, int) or self.low is None:
             return f"{self.value:g}" if isinstance(self.value, int) else f"{self.value:.3f}"
-        return f"{self.value:.3f} [{self.low:.2f}, {self.high:.2f}]"
+        return f"{self.value:.3f} [dim]({self.low:.2f}–{self.high:.2f})[/]"
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> Metric:
@@ -38,14 +44,41 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> Metric:
 
 
 def bootstrap(statistic, *samples, n_resamples: int = 1000, seed: int = 0, paired: bool = True) -> Metric:
-    """A statistic of paired samples with its percentile bootstrap interval."""
-    value = float(statistic(*samples))
+    """A statistic of paired samples with its percentile bootstrap interval.
+
+    ``statistic(*samples, axis=-1)`` must be vectorised over ``axis`` (numpy style)."""
+    value = float(statistic(*samples, axis=-1))
     if len(samples[0]) < 2:
         return Metric(value, n=len(samples[0]))
-    res = stats.bootstrap(samples, statistic, paired=paired, vectorized=False, n_resamples=n_resamples,
-                          method="percentile", rng=np.random.default_rng(seed))
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # constant resamples: interval = value
+        res = stats.bootstrap(samples, statistic, paired=paired, vectorized=True, n_resamples=n_resamples,
+                              method="percentile", rng=np.random.default_rng(seed))
     low, high = res.confidence_interval
     return Metric(value, float(np.nan_to_num(low, nan=value)), float(np.nan_to_num(high, nan=value)), len(samples[0]))
+
+
+def mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
+def f1(y, yhat, axis=-1):
+    """F1 of binary arrays along ``axis`` (0 where undefined)."""
+    y, yhat = np.asarray(y, bool), np.asarray(yhat, bool)
+    tp = np.sum(y & yhat, axis=axis)
+    denom = np.sum(y, axis=axis) + np.sum(yhat, axis=axis)
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+
+
+def roc_auc(y, scores, axis=-1):
+    """ROC-AUC along ``axis`` by the rank-sum (Mann-Whitney U) formula; NaN with one class."""
+    y = np.asarray(y, bool)
+    ranks = stats.rankdata(scores, axis=axis)
+    n_pos = np.sum(y, axis=axis)
+    n_neg = y.shape[axis] - n_pos
+    u = np.sum(np.where(y, ranks, 0.0), axis=axis) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
 def mcnemar_exact(a_correct, b_correct) -> dict:

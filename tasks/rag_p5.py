@@ -11,11 +11,7 @@ from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Pair
 from lorag_harness.results import TaskResult, pairwise
-from lorag_harness.stats import Metric, bootstrap, paired_bootstrap
-
-
-def _mean(x):
-    return float(np.mean(x))
+from lorag_harness.stats import Metric, bootstrap, mean, paired_bootstrap
 
 
 def per_query(measure, qrels, run) -> dict[str, float]:
@@ -84,9 +80,9 @@ class RagP5:
                     "kept": len(graded_run[qid]),
                     "top5": sorted(graded_run[qid], key=graded_run[qid].get, reverse=True)[:5]} for qid in order]
         metrics = {
-            "p@5": bootstrap(_mean, np.array([p5[q] for q in order])),
-            "retriever_p@5": bootstrap(_mean, np.array([base[q] for q in order])),
-            "judged_p@5_legacy": bootstrap(_mean, np.array([legacy[q] for q in order])),
+            "p@5": bootstrap(mean, np.array([p5[q] for q in order])),
+            "retriever_p@5": bootstrap(mean, np.array([base[q] for q in order])),
+            "judged_p@5_legacy": bootstrap(mean, np.array([legacy[q] for q in order])),
             "kept_per_query": Metric(float(np.mean([len(graded_run[q]) for q in order])), n=len(order)),
         }
         return TaskResult(metrics, records, {"p@5": [p5[q] for q in order]})

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
 
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import TaskResult, pair_record, pairwise
-from lorag_harness.stats import Metric, bootstrap, mcnemar_exact, wilson
+from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
 
 
 def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
@@ -16,22 +15,17 @@ def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
     failures = sum(p is None for p in predicted)
     yhat = np.asarray([bool(p) for p in predicted], dtype=bool)
     tp, fp, fn = int(np.sum(y & yhat)), int(np.sum(~y & yhat)), int(np.sum(y & ~yhat))
-    f1 = lambda a, b: f1_score(a, b, zero_division=0)  # noqa: E731
     metrics = {
         "accuracy": wilson(int(np.sum(y == yhat)), len(y)),
         "precision": wilson(tp, tp + fp),
         "recall": wilson(tp, tp + fn),
-        "f1": bootstrap(f1, y.astype(int), yhat.astype(int)),
+        "f1": bootstrap(f1, y, yhat),
         "roc_auc": Metric(None),
         "parse_failures": Metric(failures, n=len(y)),
     }
     if all(s is not None for s in scores) and len(set(y.tolist())) == 2:
-        metrics["roc_auc"] = bootstrap(_auc, y.astype(int), np.asarray(scores, float))
+        metrics["roc_auc"] = bootstrap(roc_auc, y, np.asarray(scores, float))
     return metrics
-
-
-def _auc(y, s):
-    return roc_auc_score(y, s) if len(set(np.asarray(y).tolist())) == 2 else np.nan
 
 
 class S1Relevance:

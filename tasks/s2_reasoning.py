@@ -10,11 +10,7 @@ from lorag_harness.embedder import embed
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import TaskResult, pair_record, pairwise
 from lorag_harness.schema import complete_reason, first_json_object
-from lorag_harness.stats import Metric, bootstrap, mcnemar_exact, wilson
-
-
-def _mean(x):
-    return float(np.mean(x))
+from lorag_harness.stats import Metric, bootstrap, mean, mcnemar_exact, wilson
 
 
 class S2Reasoning:
@@ -60,8 +56,8 @@ class S2Reasoning:
             cos = np.sum(embed(got, self.embedder) * embed(want, self.embedder), axis=1)
             cos = np.where([bool(g.strip()) for g in got], cos, 0.0)  # a missing summary scores 0
             ratio = np.array([SequenceMatcher(None, g.lower(), w.lower()).ratio() for g, w in zip(got, want)])
-            metrics["summary_cosine"] = bootstrap(_mean, cos)
-            metrics["summary_ratio"] = bootstrap(_mean, ratio)
+            metrics["summary_cosine"] = bootstrap(mean, cos)
+            metrics["summary_ratio"] = bootstrap(mean, ratio)
         records = [pair_record(p, j) | {"reference": r} for p, j, r in zip(pairs, judgments, refs)]
         return TaskResult(metrics, records, {"json_valid": valid, "correct": agree})
 

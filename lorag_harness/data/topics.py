@@ -46,14 +46,14 @@ def normalise(text: str | None) -> str:
     return re.sub(r"[^a-z0-9]+", " ", str(text or "").lower()).strip()
 
 
-def topic_matches(predicted: str | None, label: str, topics: dict[str, str]) -> bool:
-    """True when a predicted topic names ``label`` (by label or readable name)."""
-    p = normalise(predicted)
-    return bool(p) and p in {normalise(label), normalise(topics.get(label, readable(label)))}
-
-
-def nearest_label(predicted: str | None, topics: dict[str, str]) -> str | None:
-    for label in topics:
-        if topic_matches(predicted, label, topics):
-            return label
-    return None
+def topic_matches(predicted: str | None, gold: str, topics: dict[str, str]) -> bool:
+    """True when a predicted topic names ``gold``, given as a label or a readable name;
+    either form of the topic counts."""
+    p, g = normalise(predicted), normalise(gold)
+    if not p:
+        return False
+    names = {g}
+    for label, name in topics.items():
+        if g in (normalise(label), normalise(name)):
+            names |= {normalise(label), normalise(name)}
+    return p in names

@@ -1,0 +1,24 @@
+"""A third-party lorag-harness grader: keyword overlap between query and document."""
+import re
+
+from lorag_harness import Judgment, hookimpl
+
+
+class KeywordGrader:
+    def __init__(self, min_overlap: int = 1):
+        self.name, self.min_overlap = f"keyword:{min_overlap}", min_overlap
+
+    def grade(self, pairs, reasons=False, advance=None):
+        out = []
+        for p in pairs:
+            query = set(re.findall(r"[a-z]{3,}", p.query.lower()))
+            hits = len(query & set(re.findall(r"[a-z]{3,}", p.document.lower())))
+            out.append(Judgment(relevant=hits >= self.min_overlap, score=hits / max(len(query), 1)))
+        if advance:
+            advance(len(pairs))
+        return out
+
+
+@hookimpl
+def register_graders(register):
+    register("keyword", lambda arg, context: KeywordGrader(int(arg or 1)), "Keyword overlap (example plug-in)")

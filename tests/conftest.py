@@ -1,0 +1,49 @@
+import json
+
+import pytest
+import torch
+
+from lorag_harness import lm
+from lorag_harness.data.builtin import orange_loader
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The real SmolLM2 tokenizer (from the packaged GGUF, converted once per machine)."""
+    return lm.load_tokenizer(None)
+
+
+def make_tiny_llama(tokenizer, seed: int = 0, layers: int = 2):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """A 2-layer Llama (hidden 64) with the real tokenizer, saved as a model folder."""
+    out = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_llama(tokenizer).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def r8_small():
+    return orange_loader("reuters-r8")(None, {"n_train": 40, "n_eval": 24, "corpus_size": 64, "n_queries": 10})
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def jsonl_writer():
+    return write_jsonl
