@@ -1,0 +1,51 @@
+"""Length-sorted batches with dynamic padding, and class balancing."""
+from __future__ import annotations
+
+import random
+
+import torch
+
+from .examples import Example
+
+
+def balance(examples: list[Example], mode: str, rng: random.Random) -> list[Example]:
+    """``over``: repeat the minority class; ``under``: drop from the majority; ``none``: as is."""
+    if mode == "none":
+        return list(examples)
+    pos = [e for e in examples if e.label]
+    neg = [e for e in examples if not e.label]
+    if not pos or not neg:
+        return list(examples)
+    small, big = sorted((pos, neg), key=len)
+    if mode == "over":
+        extra = [small[i % len(small)] for i in range(len(big) - len(small))]
+        return big + small + extra
+    if mode == "under":
+        return small + rng.sample(big, len(small))
+    raise ValueError(f"unknown balance mode {mode!r}: over, under or none")
+
+
+def length_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """Shuffle, sort within windows of 50 batches by length, batch, shuffle the batches."""
+    order = rng.sample(examples, len(examples))
+    window = batch_size * 50
+    batches = []
+    for i in range(0, len(order), window):
+        chunk = sorted(order[i : i + window], key=lambda e: len(e.input_ids))
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask and per-token loss weights (padding weighs 0)."""
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    weights = torch.zeros((len(batch), width), dtype=torch.float32)
+    for row, e in enumerate(batch):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        mask[row, :n] = 1
+        weights[row, :n] = torch.tensor(e.weights)
+    return {"input_ids": ids, "attention_mask": mask, "weights": weights}

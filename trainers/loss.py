@@ -1,0 +1,33 @@
+"""Weighted next-token loss, computing logits only where the loss needs them."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _parts(model):
+    """(backbone, lm_head) of a causal LM, through a peft wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if base.base_model is base:
+        raise TypeError(f"{type(base).__name__} has no separate backbone to run without its lm_head")
+    return base.base_model, base.get_output_embeddings()
+
+
+def masked_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Hidden states -> lm_head on the positions whose next token carries loss only."""
+    backbone, head = _parts(model)
+    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    w = batch["weights"][:, 1:]  # position t predicts token t+1
+    rows, cols = torch.nonzero(w > 0, as_tuple=True)
+    logits = head(hidden[rows, cols]).float()
+    targets = batch["input_ids"][rows, cols + 1]
+    weights = w[rows, cols]
+    return (F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum()
+
+
+def full_logits_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The naive way, for comparison: logits over every position, then the same weighting."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    w = batch["weights"][:, 1:]
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["input_ids"][:, 1:].reshape(-1), reduction="none")
+    return (ce * w.reshape(-1)).sum() / w.sum()
