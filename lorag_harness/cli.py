@@ -96,12 +96,12 @@ def config_from(o: dict):
     )
 
 
-def run_and_report(config, out: str | None, fmt: str | None):
+def run_and_report(config, out: str | None, fmt: str | None, dataset=None):
     from .report import print_report
     from .runner import run_bench
 
     start = time.perf_counter()
-    result = run_bench(config, pm, err)
+    result = run_bench(config, pm, err, dataset=dataset)
     print_report(result, console)
     console.print(f"[dim]{time.perf_counter() - start:.0f} s in all[/]")
     if out:

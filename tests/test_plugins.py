@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,9 +61,10 @@ def test_unknown_spec_lists_known_names():
 def installed_example(tmp_path_factory):
     """pip-install the README's example plug-in into a target folder."""
     target = tmp_path_factory.mktemp("site")
+    source = shutil.copytree(ROOT / "examples" / "lorag-keyword-grader", tmp_path_factory.mktemp("src") / "plugin")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-         str(ROOT / "examples" / "lorag-keyword-grader")],
+         str(source)],
         check=True,
     )
     return target

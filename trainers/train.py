@@ -81,6 +81,22 @@ def data_hash(pairs) -> str:
     return h.hexdigest()[:16]
 
 
+def config_key(cfg: TrainConfig, pairs) -> str:
+    """What an adapter depends on: stage, data, hyper-parameters and the adapter it starts from."""
+    parent = None
+    if cfg.init_adapter and (Path(cfg.init_adapter) / "manifest.json").is_file():
+        parent = json.loads((Path(cfg.init_adapter) / "manifest.json").read_text()).get("key")
+    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter")}
+    blob = json.dumps({"config": parts, "data": data_hash(pairs), "parent": parent}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_current(cfg: TrainConfig, pairs) -> bool:
+    """True when ``cfg.out`` already holds an adapter trained with this very configuration."""
+    manifest = Path(cfg.out) / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text()).get("key") == config_key(cfg, pairs)
+
+
 def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> dict:
     """Train one stage and save adapter, tokenizer and manifest.json to ``cfg.out``; returns the manifest."""
     if cfg.stage == "s2" and not cfg.init_adapter:
@@ -118,6 +134,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             progress(step + 1, steps, losses[-1])
     elapsed = time.perf_counter() - start
     manifest = {
+        "key": config_key(cfg, dataset.train_pairs),
         "stage": cfg.stage,
         "base_model": cfg.base_model or lm.DEFAULT_MODEL,
         "init_adapter": cfg.init_adapter,
