@@ -9,6 +9,7 @@ from lorag_harness.schema import balanced_end, parse_output
 
 from .fingerprint import file_hashes, fingerprint
 from .lm_scoring import generate_continuations, score_true_false
+from .prefix_cache import score_with_prefix_cache
 
 
 class LMGrader:
@@ -17,10 +18,10 @@ class LMGrader:
 
     def __init__(self, name: str, base_model: str | None = None, adapter: str | None = None,
                  quant: str | None = None, batch_size: int = 8, max_doc_tokens: int = 160,
-                 max_new_tokens: int = 64, threshold: float = 0.5):
+                 max_new_tokens: int = 64, threshold: float = 0.5, prefix_cache: bool = True):
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
-        self.threshold = threshold
+        self.threshold, self.prefix_cache = threshold, prefix_cache
         self._model = self._tok = None
 
     @property
@@ -55,8 +56,12 @@ class LMGrader:
 
     def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
         seqs = [self.encode(p, prompts.PREFILL) for p in pairs]
-        scores = score_true_false(self.model, seqs, self.token_id(" true"), self.token_id(" false"),
-                                  self.tokenizer.pad_token_id, self.batch_size, None if reasons else advance)
+        ids = (self.token_id(" true"), self.token_id(" false"), self.tokenizer.pad_token_id)
+        step = None if reasons else advance
+        if self.prefix_cache:  # the instruction (and a query shared by several pairs) is run once
+            scores = score_with_prefix_cache(self.model, seqs, [p.query for p in pairs], *ids, self.batch_size, step)
+        else:
+            scores = score_true_false(self.model, seqs, *ids, self.batch_size, step)
         judgments = [Judgment(relevant=s >= self.threshold, score=s, raw_text=prompts.PREFILL + (" true" if s >= self.threshold else " false"))
                      for s in scores]
         if reasons:

@@ -1,4 +1,4 @@
-"""Write a bench result to a file: json (more formats in report_formats)."""
+"""Write a bench result to a file: json, markdown or html."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,47 @@ from .runner import BenchResult
 SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 
 
-def write_report(result: BenchResult, path: Path, fmt: str | None = None) -> Path:
-    fmt = fmt or SUFFIXES.get(path.suffix.lower(), "json")
+def markdown(result: BenchResult) -> str:
+    lines = [f"# lorag-harness report · {result.dataset}", ""]
+    for task in result.tasks:
+        by_grader = result.results[task]
+        metrics = list(next(iter(by_grader.values())).metrics) if by_grader else []
+        lines += [f"## {task}", "", "| grader | " + " | ".join(metrics) + " | s |",
+                  "|---|" + "---:|" * (len(metrics) + 1)]
+        for grader, r in by_grader.items():
+            cells = [r.metrics[m].plain() for m in metrics]
+            lines.append(f"| {grader} | " + " | ".join(cells) + f" | {result.timings.get(grader, {}).get(task, 0):.1f} |")
+        lines.append("")
+    comps = [(t, c) for t, cs in result.comparisons.items() for c in cs]
+    if comps:
+        lines += ["## Paired tests", "", "| task | a | b | test | effect | p |", "|---|---|---|---|---|---:|"]
+        lines += [f"| {t} | {c['a']} | {c['b']} | {c['test']} | {effect(c)} | {c['p_value']:.3g} |" for t, c in comps]
+        lines.append("")
+    lines.append("Values: point estimate (95% interval: Wilson for rates, bootstrap otherwise).")
+    return "\n".join(lines) + "\n"
+
+
+def effect(c: dict) -> str:
+    if c["test"] == "mcnemar-exact":
+        return f"{c['on']}: only a {c['only_a']} / only b {c['only_b']}"
+    return f"{c['on']}: Δ {c['mean_diff']:+.3f} ({c['low']:+.2f}–{c['high']:+.2f})"
+
+
+def render(result: BenchResult, fmt: str) -> str:
     if fmt == "json":
-        text = json.dumps(result.to_dict(), indent=2, default=str)
-    else:
-        raise LoragError(f"unknown report format {fmt!r}")
+        return json.dumps(result.to_dict(), indent=2, default=str)
+    if fmt == "markdown":
+        return markdown(result)
+    if fmt == "html":
+        from .html_report import html
+
+        return html(result)
+    raise LoragError(f"unknown report format {fmt!r}: json, markdown or html")
+
+
+def write_report(result: BenchResult, path: Path, fmt: str | None = None) -> Path:
+    """Write atomically, so that an interrupted write never leaves half a report."""
+    text = render(result, fmt or SUFFIXES.get(path.suffix.lower(), "json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

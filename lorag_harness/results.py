@@ -37,7 +37,7 @@ class Task(Protocol):
 
 
 def pair_record(pair: Pair, j: Judgment) -> dict:
-    return {"pair_id": pair.pair_id, "query": pair.query, "label": pair.label, "relevant": j.relevant,
+    return {"pair_id": pair.pair_id, "query": pair.query, "document": pair.document[:200], "label": pair.label, "relevant": j.relevant,
             "score": j.score, "parse_ok": j.parse_ok, "reason": j.reason, "raw_text": j.raw_text}
 
 

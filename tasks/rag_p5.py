@@ -76,9 +76,13 @@ class RagP5:
         base = per_query(P @ 5, qrels, retriever_run)
         legacy = {qid: judged_top5[qid] / 5 for qid in qrels}
         order = sorted(qrels)
-        records = [{"query_id": qid, "p@5": p5[qid], "retriever_p@5": base[qid], "judged_p@5": legacy[qid],
-                    "kept": len(graded_run[qid]),
-                    "top5": sorted(graded_run[qid], key=graded_run[qid].get, reverse=True)[:5]} for qid in order]
+        records = []
+        for qid in order:
+            ranked = sorted(graded_run[qid], key=lambda d: (-graded_run[qid][d], d))
+            records.append({"query_id": qid, "p@5": p5[qid], "retriever_p@5": base[qid], "judged_p@5": legacy[qid],
+                            "kept": len(ranked), "top5": ranked[:5],
+                            "graded_rels": [qrels[qid].get(d, 0) for d in ranked],
+                            "retriever_rels": [qrels[qid].get(d, 0) for d in retriever_run[qid]]})
         metrics = {
             "p@5": bootstrap(mean, np.array([p5[q] for q in order])),
             "retriever_p@5": bootstrap(mean, np.array([base[q] for q in order])),

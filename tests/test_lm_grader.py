@@ -30,6 +30,28 @@ def test_batched_scores_equal_one_pair_at_a_time(grader, r8_small):
         assert j.raw_text == prompts.PREFILL + (" true" if j.relevant else " false")
 
 
+def test_prefix_cache_equals_plain_scoring(tiny_model_dir, r8_small):
+    from lorag_harness.model import Pair
+
+    cached = LMGrader("base", base_model=tiny_model_dir, batch_size=4, max_doc_tokens=40)
+    plain = LMGrader("base", base_model=tiny_model_dir, batch_size=4, max_doc_tokens=40, prefix_cache=False)
+    # RAG-like groups (one query, many documents) and pooled singletons
+    docs = [p.document for p in r8_small.eval_pairs[:10]]
+    pairs = [Pair("news about crude oil", d, True) for d in docs[:6]] + r8_small.eval_pairs[10:15]
+    a, b = cached.grade(pairs), plain.grade(pairs)
+    for x, y in zip(a, b):
+        assert x.score == pytest.approx(y.score, abs=1e-5) and x.relevant == y.relevant
+
+
+def test_common_prefix_and_groups():
+    from graders.prefix_cache import common_prefix, plan_groups
+
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix([[1, 2], [1, 2]]) == 1  # at least one token left to score
+    groups = plan_groups([[0]] * 6, ["a", "a", "a", "b", "c", "a"], min_group=3)
+    assert groups == [[0, 1, 2, 5], [3, 4]]
+
+
 def test_prompt_ends_on_the_prefill_and_clips_documents(grader, tokenizer):
     long_doc = "word " * 500
     ids = grader.encode(Pair("q", long_doc, True), prompts.PREFILL)

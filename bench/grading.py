@@ -1,0 +1,136 @@
+"""Grading throughput on one machine, in one run (python bench/grading.py [--pairs 200] [--seed-pairs N]).
+
+(a) seed-style loop: one pair at a time, greedy generate of up to 64 tokens, JSON parsed afterwards
+(b) batched next-token logits after the prefilled answer, left padding, length-sorted batches
+(c) (b) plus a KV cache of the shared prompt prefix
+(d) the embedding grader
+Also: the machine's float32 matmul FLOP/s, and the achieved FLOP/s of (c). Results go to
+bench/results.json (key "grading").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from graders.embedding import EmbeddingGrader  # noqa: E402
+from graders.lm_graders import LMGrader  # noqa: E402
+from graders.lm_scoring import left_pad  # noqa: E402
+from graders.prefix_cache import score_with_prefix_cache  # noqa: E402
+from lorag_harness import prompts  # noqa: E402
+from lorag_harness.data.builtin import orange_loader  # noqa: E402
+from lorag_harness.model import Pair  # noqa: E402
+from lorag_harness.schema import parse_output  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def matmul_flops(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def seed_loop(grader: LMGrader, pairs: list[Pair]) -> tuple[float, list]:
+    """One pair at a time: generate up to 64 tokens with no prefill, parse the JSON."""
+    tok, decisions = grader.tokenizer, []
+    start = time.perf_counter()
+    for p in pairs:
+        doc = prompts.clip_document(tok, p.document, grader.max_doc_tokens)
+        ids = tok(prompts.chat_prefix(tok, p.query, doc), return_tensors="pt", add_special_tokens=False)["input_ids"]
+        out = grader.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64,
+                                    do_sample=False, pad_token_id=tok.pad_token_id)
+        obj, ok = parse_output(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True), need_reason=False)
+        decisions.append(obj["relevant"] if ok else None)
+    return time.perf_counter() - start, decisions
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=200)
+    ap.add_argument("--seed-pairs", type=int, default=None, help="pairs for (a) (default: all)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-doc-tokens", type=int, default=160)
+    args = ap.parse_args()
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    ds = orange_loader("reuters-r8")(None, {"n_eval": args.pairs})
+    pairs = ds.eval_pairs[: args.pairs]
+    # a RAG-shaped workload too: 10 queries x 20 documents
+    rag = [Pair(q.text, d.text, d.topic == q.topic) for q in ds.queries[:10] for d in ds.corpus[:20]]
+    g = LMGrader("base", batch_size=args.batch_size, max_doc_tokens=args.max_doc_tokens)
+    g.model  # load before timing
+    flops_machine = matmul_flops()
+    n_params = sum(p.numel() for p in g.model.parameters())
+    n_embed = g.model.get_input_embeddings().weight.numel()
+    results = {"threads": torch.get_num_threads(), "pairs": len(pairs), "matmul_flops": flops_machine,
+               "params": n_params, "non_embedding_params": n_params - n_embed}
+
+    seed_pairs = pairs[: args.seed_pairs or len(pairs)]
+    t_a, dec_a = seed_loop(g, seed_pairs)
+    g.prefix_cache = False
+    t_b, jb = timed(lambda: g.grade(pairs))
+    seqs = [g.encode(p, prompts.PREFILL) for p in pairs]
+    ids = (g.token_id(" true"), g.token_id(" false"), g.tokenizer.pad_token_id)
+    stats: dict = {}
+    t_c, sc = timed(lambda: score_with_prefix_cache(g.model, seqs, [p.query for p in pairs], *ids, args.batch_size, stats=stats))
+    rag_b, _ = timed(lambda: g.grade(rag))
+    g.prefix_cache = True
+    rag_stats: dict = {}
+    rag_seqs = [g.encode(p, prompts.PREFILL) for p in rag]
+    rag_c, _ = timed(lambda: score_with_prefix_cache(g.model, rag_seqs, [p.query for p in rag], *ids, args.batch_size,
+                                                     stats=rag_stats))
+    emb = EmbeddingGrader(train_pairs=ds.train_pairs, topics=ds.topics)
+    t_d, _ = timed(lambda: emb.grade(pairs))
+
+    dec_b = [j.relevant for j in jb]
+    dec_c = [s >= 0.5 for s in sc]
+    parsed = [i for i, d in enumerate(dec_a) if d is not None]
+    prompt_tokens = sum(len(s) for s in seqs)
+    results.update({
+        "a_seed_generate": {"pairs": len(seed_pairs), "seconds": t_a, "pairs_per_s": len(seed_pairs) / t_a,
+                            "parsed": len(parsed)},
+        "b_batched_logits": {"seconds": t_b, "pairs_per_s": len(pairs) / t_b},
+        "c_prefix_cache": {"seconds": t_c, "pairs_per_s": len(pairs) / t_c, "tokens_run": stats["tokens"],
+                           "prompt_tokens": prompt_tokens},
+        "d_embedding": {"seconds": t_d, "pairs_per_s": len(pairs) / t_d},
+        "rag_10x20": {"b_pairs_per_s": len(rag) / rag_b, "c_pairs_per_s": len(rag) / rag_c,
+                      "c_tokens_run": rag_stats["tokens"], "prompt_tokens": sum(len(s) for s in rag_seqs)},
+        "ratio_b_over_a": (len(pairs) / t_b) / (len(seed_pairs) / t_a),
+        "ratio_c_over_a": (len(pairs) / t_c) / (len(seed_pairs) / t_a),
+        "c_flops_all_params": 2 * n_params * stats["tokens"] / t_c,
+        "c_flops_non_embedding": 2 * (n_params - n_embed) * stats["tokens"] / t_c,
+        "b_equals_c": dec_b == dec_c,
+        "agreement_with_a_where_parsed": (sum(dec_a[i] == dec_b[i] for i in parsed) / len(parsed)) if parsed else None,
+    })
+    results["c_fraction_of_matmul"] = results["c_flops_all_params"] / flops_machine
+    results["c_fraction_of_matmul_non_embedding"] = results["c_flops_non_embedding"] / flops_machine
+    all_results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    all_results["grading"] = results
+    RESULTS.write_text(json.dumps(all_results, indent=2))
+    for k in ("ratio_b_over_a", "ratio_c_over_a", "c_fraction_of_matmul", "c_fraction_of_matmul_non_embedding",
+              "b_equals_c", "agreement_with_a_where_parsed"):
+        print(f"{k:40s} {results[k]}")
+    for k in ("a_seed_generate", "b_batched_logits", "c_prefix_cache", "d_embedding", "rag_10x20"):
+        print(f"{k:40s} {json.dumps({x: round(y, 3) if isinstance(y, float) else y for x, y in results[k].items()})}")
+    print(f"{'matmul GFLOP/s':40s} {flops_machine / 1e9:.1f}")
+
+
+if __name__ == "__main__":
+    main()
