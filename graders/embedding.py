@@ -1,6 +1,8 @@
 """Embedding-similarity grader: cosine of query and document, threshold calibrated on train pairs."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from lorag_harness.data.pairs import lead
@@ -51,6 +53,8 @@ class EmbeddingGrader:
         out = [Judgment(relevant=bool(p >= 0.5), score=float(p), raw_text=f"cosine={c:.4f}") for p, c in zip(probs, cos)]
         if reasons:
             self._add_reasons(pairs, out)
+            for j in out:
+                j.raw_text = json.dumps(j.as_output())
         if advance:
             advance(len(pairs))
         return out

@@ -83,6 +83,20 @@ class LMGrader:
             j.reason = reason if isinstance(reason, dict) else None
 
 
+def check_adapter_base(adapter: str, base_model: str | None) -> None:
+    """An adapter trained on another base model than the one asked for is a user error."""
+    import json
+    from pathlib import Path
+
+    manifest = Path(adapter) / "manifest.json"
+    if not manifest.is_file():
+        return
+    trained_on = json.loads(manifest.read_text()).get("base_model")
+    wanted = base_model or lm.DEFAULT_MODEL
+    if trained_on and trained_on != wanted:
+        raise LoragError(f"{adapter} was trained on {trained_on}, not {wanted}: pass --base-model {trained_on}")
+
+
 def _has_tokenizer(folder: str) -> bool:
     from pathlib import Path
 
@@ -93,6 +107,8 @@ def _factory(name: str, needs_adapter: bool):
     def make(arg, context):
         if needs_adapter and not arg:
             raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
+        if arg:
+            check_adapter_base(arg, context.base_model)
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,

@@ -17,7 +17,8 @@ REASON_PREFILL = '{{"relevant": {value}, "reason":'
 def messages(query: str, document: str) -> list[dict]:
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": f"Query: {query}\n\nDocument: {document}"},
+        # the query is echoed after the document: the answer's last positions see it next to the text
+        {"role": "user", "content": f"Query: {query}\n\nDocument: {document}\n\nIs the document relevant to \"{query}\"?"},
     ]
 
 
@@ -42,4 +43,5 @@ def target_json(relevant: bool, reason: dict | None) -> str:
 
 
 def template_hash() -> str:
-    return hashlib.sha256((SYSTEM + PREFILL + REASON_PREFILL).encode()).hexdigest()[:16]
+    sample = json.dumps(messages("{q}", "{d}"))
+    return hashlib.sha256((sample + PREFILL + REASON_PREFILL).encode()).hexdigest()[:16]

@@ -148,3 +148,14 @@ def test_nf4_qlora_path(tiny_model_dir, r8_small, tmp_path):
 def test_stage2_needs_stage1(r8_small, tmp_path):
     with pytest.raises(LoragError, match="starts from the S1 adapter"):
         train(TrainConfig(stage="s2", out=str(tmp_path / "x")), r8_small)
+
+
+def test_adapter_on_another_base_is_refused(adapters):
+    from graders.lm_graders import _factory
+    from lorag_harness.registry import GraderContext
+
+    s1 = adapters[0]
+    with pytest.raises(LoragError, match="was trained on"):
+        _factory("s1", needs_adapter=True)(s1.out, GraderContext(base_model=None))
+    grader = _factory("s1", needs_adapter=True)(s1.out, GraderContext(base_model=s1.base_model))
+    assert grader.adapter == s1.out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from lorag_harness import lm
+from lorag_harness import lm, prompts
 from lorag_harness.errors import LoragError
 from lorag_harness.model import Dataset
 
@@ -87,7 +87,8 @@ def config_key(cfg: TrainConfig, pairs) -> str:
     if cfg.init_adapter and (Path(cfg.init_adapter) / "manifest.json").is_file():
         parent = json.loads((Path(cfg.init_adapter) / "manifest.json").read_text()).get("key")
     parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter")}
-    blob = json.dumps({"config": parts, "data": data_hash(pairs), "parent": parent}, sort_keys=True)
+    blob = json.dumps({"config": parts, "data": data_hash(pairs), "parent": parent,
+                       "template": prompts.template_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

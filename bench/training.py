@@ -1,0 +1,69 @@
+"""Training speed: logits only at the loss positions vs the naive full-logits loop, in one run
+(python bench/training.py [--steps 6]). Also the cost of LoRA dropout on CPU.
+Results go to bench/results.json (key "training")."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lorag_harness import lm  # noqa: E402
+from lorag_harness.data.builtin import orange_loader  # noqa: E402
+from trainers.batching import collate  # noqa: E402
+from trainers.examples import build_examples  # noqa: E402
+from trainers.loss import full_logits_loss, masked_loss  # noqa: E402
+from trainers.train import TrainConfig, prepare_model  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def time_steps(model, batches, loss_fn) -> float:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    loss_fn(model, batches[0]).backward()  # warm-up
+    opt.zero_grad()
+    start = time.perf_counter()
+    for b in batches:
+        loss_fn(model, b).backward()
+        opt.step()
+        opt.zero_grad()
+    return time.perf_counter() - start
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--max-doc-tokens", type=int, default=96)
+    args = ap.parse_args()
+    ds = orange_loader("reuters-r8")(None, {"n_train": 2 * args.steps * args.batch_size})
+    tok = lm.load_tokenizer()
+    ex = build_examples(tok, ds.train_pairs, ds, "s1", max_doc_tokens=args.max_doc_tokens)
+    ex.sort(key=lambda e: len(e.input_ids))  # length-sorted, dynamic padding
+    batches = [collate(ex[i : i + args.batch_size], tok.pad_token_id) for i in range(0, args.steps * args.batch_size, args.batch_size)]
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    out = {"steps": args.steps, "batch_size": args.batch_size, "tokens": tokens}
+    for dropout in (0.0, 0.05):
+        model = prepare_model(TrainConfig(dropout=dropout))
+        for name, fn in (("masked_logits", masked_loss), ("full_logits", full_logits_loss)):
+            t = time_steps(model, batches, fn)
+            out[f"{name}_dropout{dropout}"] = {"steps_per_s": args.steps / t, "examples_per_s": args.steps * args.batch_size / t}
+        del model
+    for d in ("0.0", "0.05"):
+        out[f"speedup_masked_over_full_dropout{d}"] = (out[f"masked_logits_dropout{d}"]["steps_per_s"]
+                                                      / out[f"full_logits_dropout{d}"]["steps_per_s"])
+    out["speedup_dropout0_over_0.05_masked"] = out["masked_logits_dropout0.0"]["steps_per_s"] / out["masked_logits_dropout0.05"]["steps_per_s"]
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results["training"] = out
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
