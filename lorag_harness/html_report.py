@@ -84,8 +84,8 @@ def precision_at_k(result: BenchResult, kmax: int = 10) -> str:
     import matplotlib.pyplot as plt
 
     by = result.results.get("rag-p5", {})
-    if not by:
-        return ""
+    if not by or not all("graded_rels" in x for r in by.values() for x in r.records):
+        return ""  # no results, or a report written before rankings were recorded
     ks = np.arange(1, kmax + 1)
 
     def curve(lists):
