@@ -36,6 +36,18 @@ class Task(Protocol):
         """How many judgments ``run`` will ask for (for progress bars)."""
 
 
+class EvalPairsTask:
+    """Base of tasks that grade the dataset's eval pairs, the first ``limit`` of them."""
+
+    limit: int | None = None
+
+    def pairs(self, dataset: Dataset) -> list[Pair]:
+        return dataset.eval_pairs[: self.limit] if self.limit else dataset.eval_pairs
+
+    def size(self, dataset: Dataset) -> int:
+        return len(self.pairs(dataset))
+
+
 def pair_record(pair: Pair, j: Judgment) -> dict:
     return {"pair_id": pair.pair_id, "query": pair.query, "document": pair.document[:200], "label": pair.label, "relevant": j.relevant,
             "score": j.score, "parse_ok": j.parse_ok, "reason": j.reason, "raw_text": j.raw_text}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from lorag_harness.hookspecs import hookimpl
-from lorag_harness.results import TaskResult, pair_record, pairwise
+from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
 
 
@@ -28,19 +28,13 @@ def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
     return metrics
 
 
-class S1Relevance:
+class S1Relevance(EvalPairsTask):
     """Relevance decisions on the eval pairs: accuracy, precision, recall, F1, ROC-AUC."""
 
     name = "s1-relevance"
 
     def __init__(self, limit: int | None = None):
         self.limit = limit
-
-    def pairs(self, dataset):
-        return dataset.eval_pairs[: self.limit] if self.limit else dataset.eval_pairs
-
-    def size(self, dataset) -> int:
-        return len(self.pairs(dataset))
 
     def run(self, dataset, judge) -> TaskResult:
         pairs = self.pairs(dataset)

@@ -8,24 +8,18 @@ import numpy as np
 from lorag_harness.data.topics import topic_matches
 from lorag_harness.embedder import embed
 from lorag_harness.hookspecs import hookimpl
-from lorag_harness.results import TaskResult, pair_record, pairwise
+from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.schema import complete_reason, first_json_object
 from lorag_harness.stats import Metric, bootstrap, mean, mcnemar_exact, wilson
 
 
-class S2Reasoning:
+class S2Reasoning(EvalPairsTask):
     """Reasons on a subset of the eval pairs: JSON validity, topics, summary similarity."""
 
     name = "s2-reasoning"
 
     def __init__(self, limit: int | None = 32, embedder: str | None = None):
         self.limit, self.embedder = limit, embedder
-
-    def pairs(self, dataset):
-        return dataset.eval_pairs[: self.limit] if self.limit else dataset.eval_pairs
-
-    def size(self, dataset) -> int:
-        return len(self.pairs(dataset))
 
     def run(self, dataset, judge) -> TaskResult:
         pairs = self.pairs(dataset)
