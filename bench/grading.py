@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graders.embedding import EmbeddingGrader  # noqa: E402
 from graders.lm_graders import LMGrader  # noqa: E402
-from graders.lm_scoring import left_pad  # noqa: E402
 from graders.prefix_cache import score_with_prefix_cache  # noqa: E402
 from lorag_harness import prompts  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402

@@ -85,13 +85,7 @@ class LMGrader:
 
 def check_adapter_base(adapter: str, base_model: str | None) -> None:
     """An adapter trained on another base model than the one asked for is a user error."""
-    import json
-    from pathlib import Path
-
-    manifest = Path(adapter) / "manifest.json"
-    if not manifest.is_file():
-        return
-    trained_on = json.loads(manifest.read_text()).get("base_model")
+    trained_on = lm.adapter_manifest(adapter).get("base_model")
     wanted = base_model or lm.DEFAULT_MODEL
     if trained_on and trained_on != wanted:
         raise LoragError(f"{adapter} was trained on {trained_on}, not {wanted}: pass --base-model {trained_on}")

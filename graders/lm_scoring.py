@@ -26,6 +26,11 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def p_true(logits: torch.Tensor, true_id: int, false_id: int) -> list[float]:
+    """P(" true") / (P(" true") + P(" false")) from the last position's logits."""
+    return torch.softmax(logits[:, -1, [true_id, false_id]].float(), dim=-1)[:, 0].tolist()
+
+
 @torch.inference_mode()
 def score_true_false(model, seqs: list[list[int]], true_id: int, false_id: int, pad_id: int,
                      batch_size: int = 8, advance=None) -> list[float]:
@@ -34,9 +39,7 @@ def score_true_false(model, seqs: list[list[int]], true_id: int, false_id: int, 
     for batch in length_sorted_batches([len(s) for s in seqs], batch_size):
         ids, mask = left_pad([seqs[i] for i in batch], pad_id)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=1).logits
-        pair = logits[:, -1, [true_id, false_id]].float()
-        probs = torch.softmax(pair, dim=-1)[:, 0]
-        for i, p in zip(batch, probs.tolist()):
+        for i, p in zip(batch, p_true(logits, true_id, false_id)):
             out[i] = p
         if advance:
             advance(len(batch))

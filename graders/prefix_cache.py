@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import torch
 
-from .lm_scoring import left_pad, length_sorted_batches
+from .lm_scoring import left_pad, length_sorted_batches, p_true
 
 
 def common_prefix(seqs: list[list[int]]) -> int:
@@ -65,8 +65,7 @@ def score_with_prefix_cache(model, seqs: list[list[int]], keys: list, true_id: i
                                past_key_values=_expand(prefix_cache, len(batch)), use_cache=True, logits_to_keep=1).logits
             else:
                 logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits
-            probs = torch.softmax(logits[:, -1, [true_id, false_id]].float(), dim=-1)[:, 0]
-            for j, prob in zip(batch, probs.tolist()):
+            for j, prob in zip(batch, p_true(logits, true_id, false_id)):
                 out[group[j]] = prob
             if advance:
                 advance(len(batch))

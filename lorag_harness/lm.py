@@ -8,6 +8,7 @@ any other Hugging Face model id or local path is loaded as usual.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -104,6 +105,12 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
         model = PeftModel.from_pretrained(model, adapter)
     model.eval()
     return model
+
+
+def adapter_manifest(folder: str | Path | None) -> dict:
+    """The manifest.json a trainer wrote beside an adapter ({} when there is none)."""
+    path = Path(folder) / "manifest.json" if folder else None
+    return json.loads(path.read_text()) if path and path.is_file() else {}
 
 
 def nf4_config():

@@ -81,11 +81,16 @@ class Dataset:
     references: dict[str, dict] = field(default_factory=dict)  # pair_id -> reference reason
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for p in self.train_pairs + self.eval_pairs:
-            h.update(p.content_hash().encode())
-            h.update(b"1" if p.label else b"0")
-        return h.hexdigest()[:16]
+        return pairs_hash(self.train_pairs + self.eval_pairs)
+
+
+def pairs_hash(pairs) -> str:
+    """Hash of labelled pairs: what a grader sees and the labels."""
+    h = hashlib.sha256()
+    for p in pairs:
+        h.update(p.content_hash().encode())
+        h.update(b"1" if p.label else b"0")
+    return h.hexdigest()[:16]
 
 
 def dumps(obj) -> str:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from .data.builtin import PAIR_OPTIONS
 from .report import LOWER_IS_BETTER
 from .results import TaskResult
 from .stats import Metric
 
-DATASET_KEYS = ("n_train", "n_eval", "corpus_size", "n_queries", "seed", "max_words")
+DATASET_KEYS = PAIR_OPTIONS
 CONTEXT_KEYS = ("base_model", "embedder", "batch_size", "max_doc_tokens", "quant")
 
 

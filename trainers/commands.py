@@ -1,8 +1,6 @@
 """CLI commands of the trainers plugin: train, merge, demo."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import click
 from rich.console import Console

@@ -13,7 +13,7 @@ import torch
 
 from lorag_harness import lm, prompts
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Dataset
+from lorag_harness.model import Dataset, pairs_hash
 
 from .batching import balance, collate, length_batches
 from .examples import build_examples
@@ -74,28 +74,18 @@ def prepare_model(cfg: TrainConfig):
     return model
 
 
-def data_hash(pairs) -> str:
-    h = hashlib.sha256()
-    for p in pairs:
-        h.update(p.content_hash().encode() + (b"1" if p.label else b"0"))
-    return h.hexdigest()[:16]
-
-
 def config_key(cfg: TrainConfig, pairs) -> str:
     """What an adapter depends on: stage, data, hyper-parameters and the adapter it starts from."""
-    parent = None
-    if cfg.init_adapter and (Path(cfg.init_adapter) / "manifest.json").is_file():
-        parent = json.loads((Path(cfg.init_adapter) / "manifest.json").read_text()).get("key")
+    parent = lm.adapter_manifest(cfg.init_adapter).get("key")
     parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter")}
-    blob = json.dumps({"config": parts, "data": data_hash(pairs), "parent": parent,
+    blob = json.dumps({"config": parts, "data": pairs_hash(pairs), "parent": parent,
                        "template": prompts.template_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def is_current(cfg: TrainConfig, pairs) -> bool:
     """True when ``cfg.out`` already holds an adapter trained with this very configuration."""
-    manifest = Path(cfg.out) / "manifest.json"
-    return manifest.is_file() and json.loads(manifest.read_text()).get("key") == config_key(cfg, pairs)
+    return lm.adapter_manifest(cfg.out).get("key") == config_key(cfg, pairs)
 
 
 def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> dict:
@@ -140,7 +130,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         "base_model": cfg.base_model or lm.DEFAULT_MODEL,
         "init_adapter": cfg.init_adapter,
         "dataset": dataset.name,
-        "data_hash": data_hash(dataset.train_pairs),
+        "data_hash": pairs_hash(dataset.train_pairs),
         "examples": len(examples),
         "masks": {"loss": cfg.loss, "weight": cfg.weight if cfg.loss == "weighted" else None,
                   "target": {"s1": "relevant value", "s2": "reason value through closing brace and EOS"}[cfg.stage],
@@ -163,9 +153,8 @@ def save(model, tokenizer, manifest: dict, out: Path) -> None:
 
 def merge(adapter: str, out: str, base_model: str | None = None) -> Path:
     """Fold the adapter into the base weights; save the merged model with its tokenizer."""
-    manifest = Path(adapter) / "manifest.json"
-    if base_model is None and manifest.is_file():
-        base = json.loads(manifest.read_text()).get("base_model")
+    if base_model is None:
+        base = lm.adapter_manifest(adapter).get("base_model")
         base_model = None if base == lm.DEFAULT_MODEL else base
     model = lm.load_model(base_model, adapter=adapter).merge_and_unload()
     Path(out).mkdir(parents=True, exist_ok=True)
