@@ -4,6 +4,8 @@
 (b) batched next-token logits after the prefilled answer, left padding, length-sorted batches
 (c) (b) plus a KV cache of the shared prompt prefix
 (d) the embedding grader
+(e) reasons by batched generation, free and constrained (JSON schema, topics from the label set):
+    JSON-valid rates side by side
 Also: the machine's float32 matmul FLOP/s, and the achieved FLOP/s of (c). Results go to
 bench/results.json (key "grading").
 """
@@ -21,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graders.embedding import EmbeddingGrader  # noqa: E402
-from graders.lm_graders import LMGrader  # noqa: E402
+from graders.lm_graders import LMGrader, label_topics  # noqa: E402
 from graders.prefix_cache import score_with_prefix_cache  # noqa: E402
 from lorag_harness import prompts  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
@@ -55,6 +57,14 @@ def seed_loop(grader: LMGrader, pairs: list[Pair]) -> tuple[float, list]:
     return time.perf_counter() - start, decisions
 
 
+def _valid_rate(judgments, ds) -> dict:
+    """JSON valid (schema parsed), and topics from the label set."""
+    names = set(label_topics(ds))
+    ok = [j.parse_ok for j in judgments]
+    in_set = [j.parse_ok and j.reason["query_topic"] in names and j.reason["document_topic"] in names for j in judgments]
+    return {"valid": sum(ok) / len(ok), "valid_with_label_topics": sum(in_set) / len(in_set)}
+
+
 def timed(fn):
     start = time.perf_counter()
     value = fn()
@@ -66,19 +76,25 @@ def main():
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--seed-pairs", type=int, default=None, help="pairs for (a) (default: all)")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--max-doc-tokens", type=int, default=160)
+    ap.add_argument("--max-doc-tokens", type=int, default=48, help="the demo profile's document budget")
+    ap.add_argument("--adapter", default=None, help="adapter for every LM path (default: runs/demo/adapters/s2 if present)")
+    ap.add_argument("--reason-pairs", type=int, default=32)
     args = ap.parse_args()
+    default_adapter = Path("runs/demo/adapters/s2")
+    adapter = args.adapter or (str(default_adapter) if (default_adapter / "adapter_config.json").is_file() else None)
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     ds = orange_loader("reuters-r8")(None, {"n_eval": args.pairs})
     pairs = ds.eval_pairs[: args.pairs]
     # a RAG-shaped workload too: 10 queries x 20 documents
     rag = [Pair(q.text, d.text, d.topic == q.topic) for q in ds.queries[:10] for d in ds.corpus[:20]]
-    g = LMGrader("base", batch_size=args.batch_size, max_doc_tokens=args.max_doc_tokens)
+    g = LMGrader("s2" if adapter else "base", adapter=adapter, batch_size=args.batch_size,
+                 max_doc_tokens=args.max_doc_tokens)
     g.model  # load before timing
     flops_machine = matmul_flops()
     n_params = sum(p.numel() for p in g.model.parameters())
     n_embed = g.model.get_input_embeddings().weight.numel()
     results = {"threads": torch.get_num_threads(), "pairs": len(pairs), "matmul_flops": flops_machine,
+               "adapter": adapter, "max_doc_tokens": args.max_doc_tokens,
                "params": n_params, "non_embedding_params": n_params - n_embed}
 
     seed_pairs = pairs[: args.seed_pairs or len(pairs)]
@@ -97,6 +113,10 @@ def main():
                                                      stats=rag_stats))
     emb = EmbeddingGrader(train_pairs=ds.train_pairs, topics=ds.topics)
     t_d, _ = timed(lambda: emb.grade(pairs))
+    reason_pairs = pairs[: args.reason_pairs]
+    t_free, free = timed(lambda: g.grade(reason_pairs, reasons=True))
+    g.constrained_topics = label_topics(ds)
+    t_cons, cons = timed(lambda: g.grade(reason_pairs, reasons=True))
 
     dec_b = [j.relevant for j in jb]
     dec_c = [s >= 0.5 for s in sc]
@@ -109,6 +129,9 @@ def main():
         "c_prefix_cache": {"seconds": t_c, "pairs_per_s": len(pairs) / t_c, "tokens_run": stats["tokens"],
                            "prompt_tokens": prompt_tokens},
         "d_embedding": {"seconds": t_d, "pairs_per_s": len(pairs) / t_d},
+        "e_reasons": {"pairs": len(reason_pairs),
+                      "free": {"json_valid": _valid_rate(free, ds), "pairs_per_s": len(reason_pairs) / t_free},
+                      "constrained": {"json_valid": _valid_rate(cons, ds), "pairs_per_s": len(reason_pairs) / t_cons}},
         "rag_10x20": {"b_pairs_per_s": len(rag) / rag_b, "c_pairs_per_s": len(rag) / rag_c,
                       "c_tokens_run": rag_stats["tokens"], "prompt_tokens": sum(len(s) for s in rag_seqs)},
         "ratio_b_over_a": (len(pairs) / t_b) / (len(seed_pairs) / t_a),
@@ -126,7 +149,7 @@ def main():
     for k in ("ratio_b_over_a", "ratio_c_over_a", "c_fraction_of_matmul", "c_fraction_of_matmul_non_embedding",
               "b_equals_c", "agreement_with_a_where_parsed"):
         print(f"{k:40s} {results[k]}")
-    for k in ("a_seed_generate", "b_batched_logits", "c_prefix_cache", "d_embedding", "rag_10x20"):
+    for k in ("a_seed_generate", "b_batched_logits", "c_prefix_cache", "d_embedding", "rag_10x20", "e_reasons"):
         print(f"{k:40s} {json.dumps({x: round(y, 3) if isinstance(y, float) else y for x, y in results[k].items()})}")
     print(f"{'matmul GFLOP/s':40s} {flops_machine / 1e9:.1f}")
 

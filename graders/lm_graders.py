@@ -18,10 +18,13 @@ class LMGrader:
 
     def __init__(self, name: str, base_model: str | None = None, adapter: str | None = None,
                  quant: str | None = None, batch_size: int = 8, max_doc_tokens: int = 160,
-                 max_new_tokens: int = 64, threshold: float = 0.5, prefix_cache: bool = True):
+                 max_new_tokens: int = 64, threshold: float = 0.5, prefix_cache: bool = True,
+                 constrained_topics: list[str] | None = None):
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
         self.threshold, self.prefix_cache = threshold, prefix_cache
+        # reasons decoded under a JSON schema whose topics come from this list (None: free decoding)
+        self.constrained_topics = sorted(constrained_topics) if constrained_topics is not None else None
         self._model = self._tok = None
 
     @property
@@ -41,6 +44,7 @@ class LMGrader:
             kind="lm", model=lm.resolve_model_path(self.base_model) if self.base_model else lm.DEFAULT_MODEL,
             adapter=file_hashes(self.adapter), template=prompts.template_hash(), quant=self.quant,
             max_doc_tokens=self.max_doc_tokens, max_new_tokens=self.max_new_tokens, threshold=self.threshold,
+            constrained=self.constrained_topics,
         )
 
     def encode(self, pair: Pair, answer_prefix: str) -> list[int]:
@@ -70,12 +74,26 @@ class LMGrader:
 
     def _add_reasons(self, pairs, judgments, advance) -> None:
         heads = [prompts.REASON_PREFILL.format(value="true" if j.relevant else "false") for j in judgments]
-        seqs = [self.encode(p, h) for p, h in zip(pairs, heads)]
-        texts = generate_continuations(self.model, self.tokenizer, seqs, self.max_new_tokens,
-                                       self.batch_size, opened=1, advance=advance)
+        texts = [""] * len(pairs)
+        for head in sorted(set(heads)):  # one constraint per prefilled head (true / false)
+            rows = [i for i, h in enumerate(heads) if h == head]
+            allowed = None
+            if self.constrained_topics is not None:
+                from .constrained import ReasonConstraint
+
+                allowed = ReasonConstraint(self.tokenizer, self.constrained_topics, head)
+            gens = generate_continuations(self.model, self.tokenizer, [self.encode(pairs[i], head) for i in rows],
+                                          self.max_new_tokens, self.batch_size, opened=1, advance=advance, allowed_tokens=allowed)
+            for i, gen in zip(rows, gens):
+                texts[i] = gen
         for j, head, gen in zip(judgments, heads, texts):
             raw = head + gen
             end = balanced_end(raw)
+            if end is None and self.constrained_topics is not None:
+                from .constrained import close_summary
+
+                raw = close_summary(raw)
+                end = balanced_end(raw)
             j.raw_text = raw[:end] if end else raw
             obj, ok = parse_output(j.raw_text)
             j.parse_ok = ok
@@ -97,7 +115,7 @@ def _has_tokenizer(folder: str) -> bool:
     return (Path(folder) / "tokenizer_config.json").is_file()
 
 
-def _factory(name: str, needs_adapter: bool):
+def _factory(name: str, needs_adapter: bool, constrained: bool = False):
     def make(arg, context):
         if needs_adapter and not arg:
             raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
@@ -106,12 +124,14 @@ def _factory(name: str, needs_adapter: bool):
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,
+            constrained_topics=label_topics(context.dataset) if constrained else None,
         )
 
     make.__doc__ = {
         "base": "Base causal LM, prompted; P(relevant) from true/false logits.",
         "s1": "Base LM + S1 adapter (loss on the relevant value): s1:ADAPTER_DIR.",
         "s2": "Base LM + S2 adapter (loss on the reason): s2:ADAPTER_DIR.",
+        "s2-json": "S2 with constrained decoding: valid JSON, topics from the label set: s2-json:ADAPTER_DIR.",
     }[name]
     return make
 
@@ -121,3 +141,9 @@ def register_graders(register):
     register("base", _factory("base", needs_adapter=False))
     register("s1", _factory("s1", needs_adapter=True))
     register("s2", _factory("s2", needs_adapter=True))
+    register("s2-json", _factory("s2-json", needs_adapter=True, constrained=True))
+
+
+def label_topics(dataset) -> list[str]:
+    """The readable topic names the references use (empty: any string)."""
+    return sorted(set(dataset.topics.values())) if dataset is not None and dataset.topics else []

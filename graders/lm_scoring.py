@@ -62,8 +62,9 @@ class BraceStop:
 
 @torch.inference_mode()
 def generate_continuations(model, tokenizer, seqs: list[list[int]], max_new_tokens: int = 64,
-                           batch_size: int = 8, opened: int = 1, advance=None) -> list[str]:
-    """Greedy continuations (batched, left-padded, KV-cached) stopping at the closing brace."""
+                           batch_size: int = 8, opened: int = 1, advance=None, allowed_tokens=None) -> list[str]:
+    """Greedy continuations (batched, left-padded, KV-cached) stopping at the closing brace;
+    ``allowed_tokens`` is a ``prefix_allowed_tokens_fn`` for constrained decoding."""
     from transformers import StoppingCriteriaList
 
     out = [""] * len(seqs)
@@ -73,6 +74,7 @@ def generate_continuations(model, tokenizer, seqs: list[list[int]], max_new_toke
             input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
             stopping_criteria=StoppingCriteriaList([BraceStop(tokenizer, ids.shape[1], opened)]),
+            prefix_allowed_tokens_fn=allowed_tokens,
         )
         for i, row in zip(batch, gen[:, ids.shape[1] :]):
             out[i] = tokenizer.decode(row, skip_special_tokens=True)

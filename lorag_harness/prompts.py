@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+# Short on purpose: every prompt token is paid for on every pair graded and every training step.
 SYSTEM = (
-    "You judge whether a document is relevant to a search query. Reply with JSON only: "
-    '{"relevant": true or false, "reason": {"query_topic": "<topic of the query>", '
-    '"document_topic": "<topic of the document>", "summary": "<one sentence about the document>"}}'
+    'Is the document relevant to the query? Reply in JSON: {"relevant": true/false, '
+    '"reason": {"query_topic": "", "document_topic": "", "summary": ""}}'
 )
 # Prefill ends on a token boundary: the next token is " true" or " false".
 PREFILL = '{"relevant":'
@@ -17,8 +17,8 @@ REASON_PREFILL = '{{"relevant": {value}, "reason":'
 def messages(query: str, document: str) -> list[dict]:
     return [
         {"role": "system", "content": SYSTEM},
-        # the query is echoed after the document: the answer's last positions see it next to the text
-        {"role": "user", "content": f"Query: {query}\n\nDocument: {document}\n\nIs the document relevant to \"{query}\"?"},
+        # the document comes first, so the query sits right before the answer
+        {"role": "user", "content": f"Document: {document}\nQuery: {query}"},
     ]
 
 

@@ -95,3 +95,19 @@ def test_fingerprint_tracks_what_changes_the_output(tiny_model_dir):
     a = LMGrader("base", base_model=tiny_model_dir)
     assert a.fingerprint() == LMGrader("base", base_model=tiny_model_dir).fingerprint()
     assert a.fingerprint() != LMGrader("base", base_model=tiny_model_dir, max_doc_tokens=10).fingerprint()
+
+
+def test_constrained_reasons_are_always_valid_with_label_topics(tiny_model_dir, r8_small):
+    from graders.lm_graders import label_topics
+
+    topics = label_topics(r8_small)
+    pairs = r8_small.eval_pairs[:3]
+    free = LMGrader("base", base_model=tiny_model_dir, batch_size=3, max_doc_tokens=24, max_new_tokens=12)
+    assert not any(j.parse_ok for j in free.grade(pairs, reasons=True))  # a random model writes no JSON
+    grader = LMGrader("base", base_model=tiny_model_dir, batch_size=3, max_doc_tokens=24, constrained_topics=topics)
+    judged = grader.grade(pairs, reasons=True)
+    for j in judged:
+        assert j.parse_ok, j.raw_text
+        assert j.reason["query_topic"] in topics and j.reason["document_topic"] in topics
+        assert list(j.reason) == ["query_topic", "document_topic", "summary"]  # the summary last
+    assert grader.fingerprint() != free.fingerprint()

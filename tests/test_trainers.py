@@ -29,6 +29,8 @@ def test_stage1_loss_is_on_the_relevant_value_only(tokenizer):
     # the token before it is the end of the prefill the graders use
     prefill = tokenizer(lm_prefill(), add_special_tokens=False)["input_ids"]
     assert ex.input_ids[ex.loss_positions[0] - len(prefill) : ex.loss_positions[0]] == prefill
+    # nothing after the value is run: later tokens cannot change a causal loss
+    assert ex.loss_positions[-1] == len(ex.input_ids) - 1
 
 
 def lm_prefill():

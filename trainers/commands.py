@@ -31,7 +31,7 @@ def train_with_progress(cfg, dataset) -> dict:
 def train_options(f):
     opts = [
         click.option("--dataset", "-d", default="reuters-r8", show_default=True),
-        click.option("--train-pairs", type=int, default=400, show_default=True),
+        click.option("--train-pairs", type=int, default=1600, show_default=True),
         click.option("--seed", type=int, default=13, show_default=True),
         click.option("--base-model", default=None, help="HF model id or path (default: packaged SmolLM2)"),
         click.option("--from", "init_adapter", default=None, help="Adapter to start from (stage s2: the S1 adapter)"),

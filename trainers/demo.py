@@ -1,4 +1,4 @@
-"""``lorag demo``: train S1 and S2 with a profile, then benchmark all four graders."""
+"""``lorag demo``: train S1 and S2 with a profile, then benchmark base, s1, s2 (free and constrained) and embedding."""
 from __future__ import annotations
 
 import time
@@ -17,13 +17,13 @@ err = Console(stderr=True)
 @click.option("--out-dir", default="runs/demo", show_default=True, help="Adapters and report go here")
 @click.option("--retrain", is_flag=True, help="Train again even if the adapters are current")
 @click.option("--eval-pairs", type=int, default=200, show_default=True)
-@click.option("--train-pairs", type=int, default=800, show_default=True)
+@click.option("--train-pairs", type=int, default=1600, show_default=True)
 @click.option("--s2-pairs", type=int, default=32, show_default=True)
 @click.option("--rag-queries", type=int, default=16, show_default=True)
 @click.option("--base-model", default=None)
 @click.option("--seed", type=int, default=13, show_default=True)
 def demo(profile, out_dir, retrain, eval_pairs, train_pairs, s2_pairs, rag_queries, base_model, seed):
-    """Train S1 and S2 on Reuters R8, then compare base, s1, s2 and embedding on all three tasks."""
+    """Train S1 and S2 on Reuters R8, then compare base, s1, s2, s2-json and embedding on all three tasks."""
     from lorag_harness.cli import run_and_report
     from lorag_harness.runner import BenchConfig, load_dataset
 
@@ -44,7 +44,7 @@ def demo(profile, out_dir, retrain, eval_pairs, train_pairs, s2_pairs, rag_queri
         train_with_progress(cfg, dataset)
     max_doc = PROFILES[profile]["s1"].get("max_doc_tokens", 160)
     config = BenchConfig(
-        graders=["base", f"s1:{s1}", f"s2:{s2}", "embedding"], tasks=["s1-relevance", "s2-reasoning", "rag-p5"],
+        graders=["base", f"s1:{s1}", f"s2:{s2}", f"s2-json:{s2}", "embedding"], tasks=["s1-relevance", "s2-reasoning", "rag-p5"],
         dataset="reuters-r8", dataset_options=options, base_model=base_model, max_doc_tokens=max_doc,
         task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}},
     )

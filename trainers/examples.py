@@ -51,7 +51,7 @@ def char_spans(target: str) -> dict[str, tuple[int, int]]:
 
 
 def encode(tokenizer, pair: Pair, reason: dict | None, stage: str, loss: str = "masked",
-           weight: float = 5.0, max_doc_tokens: int | None = 160) -> Example:
+           weight: float = 5.0, max_doc_tokens: int | None = 160, trim: bool = True) -> Example:
     """Tokenise prompt + target + EOS once; a token carries loss when its character span
     overlaps the stage's target span (stage 1: the relevant value; stage 2: the reason value,
     through the closing brace and EOS)."""
@@ -84,14 +84,16 @@ def encode(tokenizer, pair: Pair, reason: dict | None, stage: str, loss: str = "
         weights.append(w)
     if not any(weights):
         raise LoragError(f"pair {pair.pair_id}: no token carries loss (truncated?)")
-    return Example(enc["input_ids"], weights, pair.label)
+    # tokens after the last one with loss cannot change it (causal attention): drop them
+    end = max(i for i, w in enumerate(weights) if w > 0) + 1 if trim else len(weights)
+    return Example(enc["input_ids"][:end], weights[:end], pair.label)
 
 
 def build_examples(tokenizer, pairs: list[Pair], dataset: Dataset | None, stage: str, loss: str = "masked",
-                   weight: float = 5.0, max_doc_tokens: int | None = 160) -> list[Example]:
+                   weight: float = 5.0, max_doc_tokens: int | None = 160, trim: bool = True) -> list[Example]:
     # stage 1 still writes the reason into the target text, so both stages see the same sequence
     return [encode(tokenizer, p, reason_for(p, dataset) if stage == "s2" or _has_ref(p, dataset) else None,
-                   stage, loss, weight, max_doc_tokens) for p in pairs]
+                   stage, loss, weight, max_doc_tokens, trim) for p in pairs]
 
 
 def _has_ref(pair: Pair, dataset: Dataset | None) -> bool:
