@@ -75,14 +75,16 @@ class LMGrader:
     def _add_reasons(self, pairs, judgments, advance) -> None:
         heads = [prompts.REASON_PREFILL.format(value="true" if j.relevant else "false") for j in judgments]
         texts = [""] * len(pairs)
-        for head in sorted(set(heads)):  # one constraint per prefilled head (true / false)
-            rows = [i for i, h in enumerate(heads) if h == head]
+        # constrained decoding needs one parser per prefilled head (true / false); free decoding batches all rows
+        keys = heads if self.constrained_topics is not None else [None] * len(heads)
+        for key in dict.fromkeys(keys):
+            rows = [i for i, k in enumerate(keys) if k == key]
             allowed = None
-            if self.constrained_topics is not None:
+            if key is not None:
                 from .constrained import ReasonConstraint
 
-                allowed = ReasonConstraint(self.tokenizer, self.constrained_topics, head)
-            gens = generate_continuations(self.model, self.tokenizer, [self.encode(pairs[i], head) for i in rows],
+                allowed = ReasonConstraint(self.tokenizer, self.constrained_topics, key)
+            gens = generate_continuations(self.model, self.tokenizer, [self.encode(pairs[i], heads[i]) for i in rows],
                                           self.max_new_tokens, self.batch_size, opened=1, advance=advance, allowed_tokens=allowed)
             for i, gen in zip(rows, gens):
                 texts[i] = gen
