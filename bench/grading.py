@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -42,19 +43,26 @@ def matmul_flops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start)
 
 
+RELEVANT = re.compile(r'"relevant"\s*:\s*(true|false)')
+
+
 @torch.inference_mode()
-def seed_loop(grader: LMGrader, pairs: list[Pair]) -> tuple[float, list]:
-    """One pair at a time: generate up to 64 tokens with no prefill, parse the JSON."""
-    tok, decisions = grader.tokenizer, []
+def seed_loop(grader: LMGrader, pairs: list[Pair]) -> tuple[float, list, list]:
+    """One pair at a time: generate up to 64 tokens with no prefill, parse the JSON. Also the
+    relevant value read from the text where the JSON did not parse (e.g. cut by the budget)."""
+    tok, decisions, values = grader.tokenizer, [], []
     start = time.perf_counter()
     for p in pairs:
         doc = prompts.clip_document(tok, p.document, grader.max_doc_tokens)
         ids = tok(prompts.chat_prefix(tok, p.query, doc), return_tensors="pt", add_special_tokens=False)["input_ids"]
         out = grader.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64,
                                     do_sample=False, pad_token_id=tok.pad_token_id)
-        obj, ok = parse_output(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True), need_reason=False)
+        text = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        obj, ok = parse_output(text, need_reason=False)
         decisions.append(obj["relevant"] if ok else None)
-    return time.perf_counter() - start, decisions
+        found = RELEVANT.search(text)
+        values.append(found.group(1) == "true" if found else None)
+    return time.perf_counter() - start, decisions, values
 
 
 def _valid_rate(judgments, ds) -> dict:
@@ -75,7 +83,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--seed-pairs", type=int, default=None, help="pairs for (a) (default: all)")
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=8, help="rows per generation batch")
+    ap.add_argument("--score-batch-size", type=int, default=32, help="rows per scoring batch, (b) and (c)")
     ap.add_argument("--max-doc-tokens", type=int, default=48, help="the demo profile's document budget")
     ap.add_argument("--adapter", default=None, help="adapter for every LM path (default: runs/demo/adapters/s2 if present)")
     ap.add_argument("--reason-pairs", type=int, default=32)
@@ -88,28 +97,28 @@ def main():
     # a RAG-shaped workload too: 10 queries x 20 documents
     rag = [Pair(q.text, d.text, d.topic == q.topic) for q in ds.queries[:10] for d in ds.corpus[:20]]
     g = LMGrader("s2" if adapter else "base", adapter=adapter, batch_size=args.batch_size,
-                 max_doc_tokens=args.max_doc_tokens)
+                 score_batch_size=args.score_batch_size, max_doc_tokens=args.max_doc_tokens)
     g.model  # load before timing
     flops_machine = matmul_flops()
     n_params = sum(p.numel() for p in g.model.parameters())
     n_embed = g.model.get_input_embeddings().weight.numel()
     results = {"threads": torch.get_num_threads(), "pairs": len(pairs), "matmul_flops": flops_machine,
                "adapter": adapter, "max_doc_tokens": args.max_doc_tokens,
-               "params": n_params, "non_embedding_params": n_params - n_embed}
+               "params": n_params, "threshold": g.threshold, "non_embedding_params": n_params - n_embed}
 
     seed_pairs = pairs[: args.seed_pairs or len(pairs)]
-    t_a, dec_a = seed_loop(g, seed_pairs)
+    t_a, dec_a, val_a = seed_loop(g, seed_pairs)
     g.prefix_cache = False
     t_b, jb = timed(lambda: g.grade(pairs))
     seqs = [g.encode(p, prompts.PREFILL) for p in pairs]
     ids = (g.token_id(" true"), g.token_id(" false"), g.tokenizer.pad_token_id)
     stats: dict = {}
-    t_c, sc = timed(lambda: score_with_prefix_cache(g.model, seqs, [p.query for p in pairs], *ids, args.batch_size, stats=stats))
+    t_c, sc = timed(lambda: score_with_prefix_cache(g.model, seqs, [p.query for p in pairs], *ids, g.score_batch_size, stats=stats))
     rag_b, _ = timed(lambda: g.grade(rag))
     g.prefix_cache = True
     rag_stats: dict = {}
     rag_seqs = [g.encode(p, prompts.PREFILL) for p in rag]
-    rag_c, _ = timed(lambda: score_with_prefix_cache(g.model, rag_seqs, [p.query for p in rag], *ids, args.batch_size,
+    rag_c, _ = timed(lambda: score_with_prefix_cache(g.model, rag_seqs, [p.query for p in rag], *ids, g.score_batch_size,
                                                      stats=rag_stats))
     emb = EmbeddingGrader(train_pairs=ds.train_pairs, topics=ds.topics)
     t_d, _ = timed(lambda: emb.grade(pairs))
@@ -119,12 +128,15 @@ def main():
     t_cons, cons = timed(lambda: g.grade(reason_pairs, reasons=True))
 
     dec_b = [j.relevant for j in jb]
-    dec_c = [s >= 0.5 for s in sc]
+    dec_c = [s >= g.threshold for s in sc]
+    # greedy generation picks the likelier of true/false: compare (a) with (b) at P(true) = 0.5
+    argmax_b = [j.score >= 0.5 for j in jb]
     parsed = [i for i, d in enumerate(dec_a) if d is not None]
+    found = [i for i, v in enumerate(val_a) if v is not None]
     prompt_tokens = sum(len(s) for s in seqs)
     results.update({
         "a_seed_generate": {"pairs": len(seed_pairs), "seconds": t_a, "pairs_per_s": len(seed_pairs) / t_a,
-                            "parsed": len(parsed)},
+                            "parsed": len(parsed), "relevant_value_found": len(found)},
         "b_batched_logits": {"seconds": t_b, "pairs_per_s": len(pairs) / t_b},
         "c_prefix_cache": {"seconds": t_c, "pairs_per_s": len(pairs) / t_c, "tokens_run": stats["tokens"],
                            "prompt_tokens": prompt_tokens},
@@ -139,7 +151,8 @@ def main():
         "c_flops_all_params": 2 * n_params * stats["tokens"] / t_c,
         "c_flops_non_embedding": 2 * (n_params - n_embed) * stats["tokens"] / t_c,
         "b_equals_c": dec_b == dec_c,
-        "agreement_with_a_where_parsed": (sum(dec_a[i] == dec_b[i] for i in parsed) / len(parsed)) if parsed else None,
+        "agreement_with_a_where_parsed": (sum(dec_a[i] == argmax_b[i] for i in parsed) / len(parsed)) if parsed else None,
+        "agreement_with_a_where_value_found": (sum(val_a[i] == argmax_b[i] for i in found) / len(found)) if found else None,
     })
     results["c_fraction_of_matmul"] = results["c_flops_all_params"] / flops_machine
     results["c_fraction_of_matmul_non_embedding"] = results["c_flops_non_embedding"] / flops_machine
@@ -147,7 +160,8 @@ def main():
     all_results["grading"] = results
     RESULTS.write_text(json.dumps(all_results, indent=2))
     for k in ("ratio_b_over_a", "ratio_c_over_a", "c_fraction_of_matmul", "c_fraction_of_matmul_non_embedding",
-              "b_equals_c", "agreement_with_a_where_parsed"):
+              "b_equals_c", "agreement_with_a_where_parsed",
+              "agreement_with_a_where_value_found"):
         print(f"{k:40s} {results[k]}")
     for k in ("a_seed_generate", "b_batched_logits", "c_prefix_cache", "d_embedding", "rag_10x20", "e_reasons"):
         print(f"{k:40s} {json.dumps({x: round(y, 3) if isinstance(y, float) else y for x, y in results[k].items()})}")

@@ -45,6 +45,13 @@ def answer_schema(topics: list[str]) -> dict:
             "required": ["relevant", "reason"], "additionalProperties": False}
 
 
+def _settings(config):
+    """Fields in schema order, no runs of whitespace."""
+    config.force_json_field_order = True
+    config.max_consecutive_whitespaces = 1
+    return config
+
+
 class ReasonConstraint:
     """``prefix_allowed_tokens_fn`` for generate(): the whole answer's schema, its parser fed
     the prefilled head (``{"relevant": true, "reason":``), so the model writes the reason object
@@ -55,14 +62,11 @@ class ReasonConstraint:
     def __init__(self, tokenizer, topics: list[str], head: str):
         from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser, TokenEnforcer
 
-        config = CharacterLevelParserConfig(force_json_field_order=True, max_consecutive_whitespaces=1)
-        parser = JsonSchemaParser(answer_schema(topics), config)
+        parser = JsonSchemaParser(answer_schema(topics), _settings(CharacterLevelParserConfig()))
         for ch in head:
             parser = parser.add_character(ch)
         self.enforcer = TokenEnforcer(_tokenizer_data(tokenizer), parser)
-        # TokenEnforcer gives the running parser its own config (the tokenizer's alphabet)
-        parser.config.force_json_field_order = True
-        parser.config.max_consecutive_whitespaces = 1
+        _settings(parser.config)  # TokenEnforcer swapped in its own config (the tokenizer's alphabet)
 
     def __call__(self, batch_id: int, sent: torch.Tensor) -> list[int]:
         return self.enforcer.get_allowed_tokens(sent.tolist()).allowed_tokens

@@ -18,11 +18,17 @@ class LMGrader:
 
     def __init__(self, name: str, base_model: str | None = None, adapter: str | None = None,
                  quant: str | None = None, batch_size: int = 8, max_doc_tokens: int = 160,
-                 max_new_tokens: int = 64, threshold: float = 0.5, prefix_cache: bool = True,
-                 constrained_topics: list[str] | None = None):
+                 max_new_tokens: int = 96, threshold: float | None = None, prefix_cache: bool = True,
+                 constrained_topics: list[str] | None = None, score_batch_size: int = 32):
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
-        self.threshold, self.prefix_cache = threshold, prefix_cache
+        # P(true) at which a pair counts as relevant: the adapter's calibrated one, else 0.5
+        calibrated = lm.adapter_manifest(adapter).get("calibration", {}).get("threshold")
+        self.threshold = threshold if threshold is not None else calibrated if calibrated is not None else 0.5
+        self.prefix_cache = prefix_cache
+        # one forward per batch: scoring runs short suffixes after the cached prefix, so it
+        # batches wider than generation (bench: 5.3 -> 10.4 pairs/s from 8 to 32 rows)
+        self.score_batch_size = max(score_batch_size, batch_size)
         # reasons decoded under a JSON schema whose topics come from this list (None: free decoding)
         self.constrained_topics = sorted(constrained_topics) if constrained_topics is not None else None
         self._model = self._tok = None
@@ -48,24 +54,19 @@ class LMGrader:
         )
 
     def encode(self, pair: Pair, answer_prefix: str) -> list[int]:
-        doc = prompts.clip_document(self.tokenizer, pair.document, self.max_doc_tokens)
-        text = prompts.chat_prefix(self.tokenizer, pair.query, doc) + answer_prefix
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return prompts.encode(self.tokenizer, pair.query, pair.document, answer_prefix, self.max_doc_tokens)
 
     def token_id(self, text: str) -> int:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise LoragError(f"{text!r} is not a single token for this tokenizer")
-        return ids[0]
+        return prompts.single_token(self.tokenizer, text)
 
     def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
         seqs = [self.encode(p, prompts.PREFILL) for p in pairs]
         ids = (self.token_id(" true"), self.token_id(" false"), self.tokenizer.pad_token_id)
         step = None if reasons else advance
         if self.prefix_cache:  # the instruction (and a query shared by several pairs) is run once
-            scores = score_with_prefix_cache(self.model, seqs, [p.query for p in pairs], *ids, self.batch_size, step)
+            scores = score_with_prefix_cache(self.model, seqs, [p.query for p in pairs], *ids, self.score_batch_size, step)
         else:
-            scores = score_true_false(self.model, seqs, *ids, self.batch_size, step)
+            scores = score_true_false(self.model, seqs, *ids, self.score_batch_size, step)
         judgments = [Judgment(relevant=s >= self.threshold, score=s, raw_text=prompts.PREFILL + (" true" if s >= self.threshold else " false"))
                      for s in scores]
         if reasons:

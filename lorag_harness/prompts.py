@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from .errors import LoragError
+
 # Short on purpose: every prompt token is paid for on every pair graded and every training step.
 SYSTEM = (
     'Is the document relevant to the query? Reply in JSON: {"relevant": true/false, '
@@ -32,6 +34,19 @@ def clip_document(tokenizer, document: str, max_tokens: int | None) -> str:
 def chat_prefix(tokenizer, query: str, document: str) -> str:
     """The chat-templated prompt up to the start of the assistant's answer."""
     return tokenizer.apply_chat_template(messages(query, document), tokenize=False, add_generation_prompt=True)
+
+
+def encode(tokenizer, query: str, document: str, answer_prefix: str, max_doc_tokens: int | None) -> list[int]:
+    """Token ids of the prompt (document clipped to its budget) followed by the answer's prefill."""
+    text = chat_prefix(tokenizer, query, clip_document(tokenizer, document, max_doc_tokens)) + answer_prefix
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def single_token(tokenizer, text: str) -> int:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise LoragError(f"{text!r} is not a single token for this tokenizer")
+    return ids[0]
 
 
 def target_json(relevant: bool, reason: dict | None) -> str:

@@ -107,6 +107,32 @@ def test_two_stage_training_learns_and_writes_manifests(adapters, r8_small, tiny
     assert not is_current(TrainConfig(**{**s1.__dict__, "lr": 1e-3}), r8_small.train_pairs)
 
 
+def test_youden_threshold_separates_the_classes():
+    from trainers.calibrate import youden_threshold
+
+    # every score is high: 0.5 calls all pairs relevant, the fitted cut splits them
+    scores = [0.70, 0.72, 0.75, 0.79, 0.81, 0.84, 0.88, 0.91, 0.93, 0.95]
+    labels = [False, False, True, False, False, True, True, False, True, True]
+    cut = youden_threshold(labels, scores)
+    assert cut == 0.84  # TPR 4/5 - FPR 1/5, the only cut reaching 0.6
+    assert sum((s >= cut) == y for s, y in zip(scores, labels)) == 8
+    assert sum((s >= 0.5) == y for s, y in zip(scores, labels)) == 5
+
+
+def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_small, tiny_model_dir):
+    from graders.lm_graders import LMGrader
+
+    for cfg, m in ((adapters[0], adapters[1]), (adapters[2], adapters[3])):
+        c = m["calibration"]
+        assert c["pairs"] == min(256, len(r8_small.train_pairs)) and 0.0 <= c["threshold"] <= 1.0
+        g = LMGrader("s", base_model=tiny_model_dir, adapter=cfg.out, max_doc_tokens=24)
+        assert g.threshold == c["threshold"]
+        pairs = r8_small.eval_pairs[:12]
+        assert [j.relevant for j in g.grade(pairs)] == [j.score >= c["threshold"] for j in g.grade(pairs)]
+    assert LMGrader("s", base_model=tiny_model_dir, adapter=adapters[0].out, threshold=0.3).threshold == 0.3
+    assert LMGrader("base", base_model=tiny_model_dir).threshold == 0.5
+
+
 def test_only_lora_weights_change(adapters, tiny_model_dir):
     from peft import PeftModel
 

@@ -25,6 +25,9 @@ def train_with_progress(cfg, dataset) -> dict:
     m = manifest["metrics"]
     err.print(f"{cfg.stage}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
               f"({m['steps_per_s']:.3f} steps/s, {m['examples_per_s']:.2f} examples/s) → {cfg.out}")
+    if c := manifest.get("calibration"):
+        err.print(f"{cfg.stage}: P(true) threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
+                  f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
     return manifest
 
 
@@ -50,6 +53,8 @@ def train_options(f):
         click.option("--dropout", type=float, default=None),
         click.option("--max-doc-tokens", type=int, default=None),
         click.option("--balance", type=click.Choice(["none", "over", "under"]), default=None),
+        click.option("--calibration-pairs", type=int, default=None,
+                     help="Training pairs the P(true) threshold is fitted on after training [256; 0: keep 0.5]"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -60,7 +65,8 @@ def make_config(stage: str, o: dict):
     from .train import TrainConfig
 
     values = dict(PROFILES[o["profile"]][stage]) if o.get("profile") else {}
-    for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance"):
+    for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
+                "calibration_pairs"):
         if o.get(key) is not None:
             values[key] = o[key]
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],

@@ -16,6 +16,7 @@ from lorag_harness.errors import LoragError
 from lorag_harness.model import Dataset, pairs_hash
 
 from .batching import balance, collate, length_batches
+from .calibrate import calibrate
 from .examples import build_examples
 from .loss import full_logits_loss, masked_loss
 
@@ -43,6 +44,7 @@ class TrainConfig:
     max_doc_tokens: int = 160
     balance: str = "none"  # over | under | none
     seed: int = 13
+    calibration_pairs: int = 256  # training pairs the P(true) threshold is fitted on (0: keep 0.5)
     logits: str = "masked"  # masked | full: which loss implementation (bench only)
 
     def resolved_quant(self) -> str:
@@ -124,6 +126,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         if progress:
             progress(step + 1, steps, losses[-1])
     elapsed = time.perf_counter() - start
+    calibration = calibrate(model, tok, dataset.train_pairs, cfg.calibration_pairs, cfg.max_doc_tokens, cfg.seed)
     manifest = {
         "key": config_key(cfg, dataset.train_pairs),
         "stage": cfg.stage,
@@ -140,6 +143,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
                     "losses": [round(x, 5) for x in losses], "seconds": round(elapsed, 2),
                     "steps_per_s": steps / elapsed, "examples_per_s": seen / elapsed},
     }
+    if calibration:
+        manifest["calibration"] = calibration
     save(model, tok, manifest, Path(cfg.out))
     return manifest
 
