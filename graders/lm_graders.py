@@ -42,7 +42,7 @@ class LMGrader:
     @property
     def model(self):
         if self._model is None:
-            self._model = lm.load_model(self.base_model, self.adapter, self.quant)
+            self._model = lm.load_model(self.base_model, self.adapter, self.quant, merge=True)
         return self._model
 
     def fingerprint(self) -> str:

@@ -85,8 +85,10 @@ def load_tokenizer(name_or_path: str | None = None):
     return tok
 
 
-def load_model(name_or_path: str | None = None, adapter: str | None = None, quant: str | None = None):
-    """Load the causal LM in float32 (or NF4 with ``quant="nf4"``), optionally with a peft adapter."""
+def load_model(name_or_path: str | None = None, adapter: str | None = None, quant: str | None = None,
+               merge: bool = False):
+    """Load the causal LM in float32 (or NF4 with ``quant="nf4"``), optionally with a peft adapter;
+    ``merge`` folds a float adapter into the weights (inference only: no per-layer LoRA matmuls)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -103,6 +105,8 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise LoragError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
         model = PeftModel.from_pretrained(model, adapter)
+        if merge and quant in (None, "none"):
+            model = model.merge_and_unload()
     model.eval()
     return model
 

@@ -133,6 +133,20 @@ def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_smal
     assert LMGrader("base", base_model=tiny_model_dir).threshold == 0.5
 
 
+def test_grader_folds_the_adapter_into_the_weights(adapters, r8_small, tiny_model_dir):
+    from graders.lm_graders import LMGrader
+    from graders.lm_scoring import score_true_false
+    from lorag_harness import prompts
+
+    g = LMGrader("s2", base_model=tiny_model_dir, adapter=adapters[2].out, max_doc_tokens=24)
+    assert not any("lora_" in name for name, _ in g.model.named_parameters())
+    pairs = r8_small.eval_pairs[:10]
+    seqs = [g.encode(p, prompts.PREFILL) for p in pairs]
+    ids = (g.token_id(" true"), g.token_id(" false"), g.tokenizer.pad_token_id)
+    unmerged = score_true_false(lm.load_model(tiny_model_dir, adapters[2].out), seqs, *ids)
+    assert torch.allclose(torch.tensor([j.score for j in g.grade(pairs)]), torch.tensor(unmerged), atol=1e-4)
+
+
 def test_only_lora_weights_change(adapters, tiny_model_dir):
     from peft import PeftModel
 
