@@ -60,7 +60,7 @@ class LMGrader:
         return prompts.single_token(self.tokenizer, text)
 
     def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
-        with lm.compute(self.quant):
+        with lm.compute(self.quant, self.model.device.type):
             return self._grade(pairs, reasons, advance)
 
     def _grade(self, pairs: list[Pair], reasons: bool, advance) -> list[Judgment]:

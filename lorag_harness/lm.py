@@ -113,15 +113,16 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
     return model
 
 
-def compute(quant: str | None):
-    """Context for inference: bfloat16 autocast for ``quant="bf16"`` (oneDNN's AVX512-BF16 matmuls
-    on CPU; bfloat16 weights without autocast are not faster there), else nothing."""
+def compute(quant: str | None, device_type: str = "cpu"):
+    """Context for inference on ``device_type`` (the model's): bfloat16 autocast for ``quant="bf16"``
+    (oneDNN's AVX512-BF16 matmuls on CPU; bfloat16 weights without autocast are not faster there),
+    else nothing."""
     import contextlib
 
     import torch
 
     if quant == "bf16":
-        return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
