@@ -31,10 +31,10 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graders.embedding import EmbeddingGrader  # noqa: E402
-from graders.lm_graders import LMGrader, label_topics  # noqa: E402
-from graders.lm_scoring import length_sorted_batches  # noqa: E402
-from graders.prefix_cache import score_with_prefix_cache  # noqa: E402
+from lorag_harness.graders.embedding import EmbeddingGrader  # noqa: E402
+from lorag_harness.graders.lm_graders import LMGrader, label_topics  # noqa: E402
+from lorag_harness.graders.lm_scoring import length_sorted_batches  # noqa: E402
+from lorag_harness.graders.prefix_cache import score_with_prefix_cache  # noqa: E402
 from lorag_harness import prompts  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
 from lorag_harness.model import Pair  # noqa: E402

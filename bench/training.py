@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lorag_harness import lm  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
-from trainers.batching import collate  # noqa: E402
-from trainers.examples import build_examples  # noqa: E402
-from trainers.loss import full_logits_loss, masked_loss  # noqa: E402
-from trainers.train import TrainConfig, prepare_model  # noqa: E402
+from lorag_harness.trainers.batching import collate  # noqa: E402
+from lorag_harness.trainers.examples import build_examples  # noqa: E402
+from lorag_harness.trainers.loss import full_logits_loss, masked_loss  # noqa: E402
+from lorag_harness.trainers.train import TrainConfig, prepare_model  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.json")
 

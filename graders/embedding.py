@@ -7,13 +7,14 @@ import numpy as np
 
 from lorag_harness.data.pairs import lead
 from lorag_harness.embedder import DEFAULT_EMBEDDER, embed
+from lorag_harness.api import Grader
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
 
-from .fingerprint import fingerprint
+from lorag_harness.fingerprints import fingerprint
 
 
-class EmbeddingGrader:
+class EmbeddingGrader(Grader):
     """P(relevant) by logistic calibration of the cosine on the training pairs;
     topics are the nearest topic names, the summary the document's lead."""
 
@@ -47,7 +48,7 @@ class EmbeddingGrader:
         return fingerprint(kind="embedding", model=self.model_name or DEFAULT_EMBEDDER,
                            coef=round(self.coef, 6), intercept=round(self.intercept, 6), topics=self.topics)
 
-    def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
+    def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
         cos = self._cosines(pairs)
         probs = 1.0 / (1.0 + np.exp(-(self.coef * cos + self.intercept)))
         out = [Judgment(relevant=bool(p >= 0.5), score=float(p), raw_text=f"cosine={c:.4f}") for p, c in zip(probs, cos)]

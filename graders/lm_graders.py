@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from lorag_harness import lm, prompts
+from lorag_harness.api import Grader
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
 from lorag_harness.schema import balanced_end, parse_output
 
-from .fingerprint import file_hashes, fingerprint
+from lorag_harness.fingerprints import file_hashes, fingerprint
 from .lm_scoring import generate_continuations, score_true_false
 from .prefix_cache import score_with_prefix_cache
 
 
-class LMGrader:
+class LMGrader(Grader):
     """Relevance from the next-token logits of " true"/" false" after ``{"relevant":``;
     reasons by greedy generation only when a task asks for them."""
 
@@ -59,7 +60,7 @@ class LMGrader:
     def token_id(self, text: str) -> int:
         return prompts.single_token(self.tokenizer, text)
 
-    def grade(self, pairs: list[Pair], reasons: bool = False, advance=None) -> list[Judgment]:
+    def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
         with lm.compute(self.quant, self.model.device.type):
             return self._grade(pairs, reasons, advance)
 

@@ -12,3 +12,7 @@ class DataError(LoragError):
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {message}")
         self.source, self.line = source, line
+
+
+class GraderError(LoragError):
+    """A grader broke the contract: wrong output count or type, an invalid judgment."""

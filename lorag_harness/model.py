@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 REASON_FIELDS = ("query_topic", "document_topic", "summary")
@@ -33,13 +34,45 @@ class Pair:
 
 @dataclass
 class Judgment:
-    """A grader's verdict on one pair."""
+    """A grader's verdict on one pair, checked on construction.
+
+    ``relevant`` is a bool, or None when the grader could not decide (counted as a parse
+    failure); ``score`` is P(relevant) in [0, 1] where available (a finite number otherwise:
+    rankers may return any real score); ``reason`` a dict (the output schema's reason)."""
 
     relevant: bool | None
     score: float | None = None  # P(relevant) where available
     reason: dict | None = None
     raw_text: str = ""
     parse_ok: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self, grader: str | None = None) -> None:
+        """Normalise numpy scalars; raise GraderError on a value of the wrong type."""
+        from .errors import GraderError
+
+        who = f"grader {grader}: " if grader else ""
+        if self.relevant is not None and type(self.relevant) is not bool:
+            if type(self.relevant).__module__ == "numpy" and type(self.relevant).__name__ in ("bool", "bool_"):
+                self.relevant = bool(self.relevant)
+            else:
+                raise GraderError(f"{who}Judgment.relevant must be True, False or None, not {self.relevant!r}")
+        if self.score is not None:
+            if isinstance(self.score, (bool, str)) or not hasattr(self.score, "__float__"):
+                raise GraderError(f"{who}Judgment.score must be a number or None, not {self.score!r}")
+            self.score = float(self.score)
+            if not math.isfinite(self.score):
+                raise GraderError(f"{who}Judgment.score must be finite, not {self.score!r}")
+        if self.reason is not None and not isinstance(self.reason, dict):
+            raise GraderError(f"{who}Judgment.reason must be a dict or None, not {type(self.reason).__name__}")
+        if not isinstance(self.raw_text, str):
+            raise GraderError(f"{who}Judgment.raw_text must be a str, not {type(self.raw_text).__name__}")
+        if type(self.parse_ok) is not bool:
+            raise GraderError(f"{who}Judgment.parse_ok must be True or False, not {self.parse_ok!r}")
+        if self.relevant is None:
+            self.parse_ok = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,13 +11,13 @@ from . import hookspecs
 ENTRY_POINT_GROUP = "lorag_harness"
 
 DEFAULT_PLUGINS = (
-    "graders.lm_graders",
-    "graders.embedding",
-    "tasks.s1_relevance",
-    "tasks.s2_reasoning",
-    "tasks.rag_p5",
+    "lorag_harness.graders.lm_graders",
+    "lorag_harness.graders.embedding",
+    "lorag_harness.tasks.s1_relevance",
+    "lorag_harness.tasks.s2_reasoning",
+    "lorag_harness.tasks.rag_p5",
     "lorag_harness.data.builtin",
-    "trainers.commands",
+    "lorag_harness.trainers.commands",
 )
 
 

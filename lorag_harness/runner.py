@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import registry
+from .api import check_batch
 from .cache import JudgmentCache
 from .model import Dataset, Judgment, Pair
 from .results import TaskResult
@@ -76,7 +77,7 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
             advance(len(pairs) - sum(1 for k in keys if k not in found))
         for i in range(0, len(todo), chunk_size):
             chunk = todo[i : i + chunk_size]
-            made = grader.grade([p for _, p in chunk], reasons=reasons, advance=advance)
+            made = check_batch(grader, [p for _, p in chunk], grader.grade([p for _, p in chunk], reasons=reasons, advance=advance))
             cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made)], reasons)
             found.update((k, j) for (k, _), j in zip(chunk, made))
         return [found[k] for k in keys]

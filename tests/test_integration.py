@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from graders.lm_graders import LMGrader
+from lorag_harness.graders.lm_graders import LMGrader
 from lorag_harness import lm
 from lorag_harness.embedder import embed
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from graders.lm_graders import LMGrader
-from graders.lm_scoring import left_pad, positions
+from lorag_harness.graders.lm_graders import LMGrader
+from lorag_harness.graders.lm_scoring import left_pad, positions
 from lorag_harness import prompts
 from lorag_harness.model import Pair
 from lorag_harness.schema import balanced_end, parse_output
@@ -44,7 +44,7 @@ def test_prefix_cache_equals_plain_scoring(tiny_model_dir, r8_small):
 
 
 def test_common_prefix_and_groups():
-    from graders.prefix_cache import common_prefix, plan_groups
+    from lorag_harness.graders.prefix_cache import common_prefix, plan_groups
 
     assert common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
     assert common_prefix([[1, 2], [1, 2]]) == 1  # at least one token left to score
@@ -98,7 +98,7 @@ def test_fingerprint_tracks_what_changes_the_output(tiny_model_dir):
 
 
 def test_constrained_reasons_are_always_valid_with_label_topics(tiny_model_dir, r8_small):
-    from graders.lm_graders import label_topics
+    from lorag_harness.graders.lm_graders import label_topics
 
     topics = label_topics(r8_small)
     pairs = r8_small.eval_pairs[:3]

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from lorag_harness.stats import Metric, mcnemar_exact, paired_bootstrap, wilson
-from tasks.s1_relevance import relevance_metrics
+from lorag_harness.tasks.s1_relevance import relevance_metrics
 
 
 def test_wilson_matches_hand_computation():

@@ -20,7 +20,7 @@ def test_builtins_registered_through_hooks():
     assert set(registry.graders(pm)) >= {"base", "s1", "s2", "embedding"}
     assert set(registry.tasks(pm)) >= {"s1-relevance", "s2-reasoning", "rag-p5"}
     assert set(registry.datasets(pm)) >= {"reuters-r8", "ag_news", "jsonl"}
-    assert registry.graders(pm)["embedding"].plugin == "graders.embedding"
+    assert registry.graders(pm)["embedding"].plugin == "lorag_harness.graders.embedding"
     assert set(plugin_origins(pm)) == set(DEFAULT_PLUGINS)
     assert set(plugin_origins(pm).values()) == {"built-in"}
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from graders.embedding import EmbeddingGrader
+from lorag_harness.graders.embedding import EmbeddingGrader
 from lorag_harness.model import Judgment
-from tasks.rag_p5 import RagP5
-from tasks.s1_relevance import S1Relevance
-from tasks.s2_reasoning import S2Reasoning
+from lorag_harness.tasks.rag_p5 import RagP5
+from lorag_harness.tasks.s1_relevance import S1Relevance
+from lorag_harness.tasks.s2_reasoning import S2Reasoning
 
 
 class Oracle:

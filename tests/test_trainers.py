@@ -7,10 +7,10 @@ import torch
 from lorag_harness import lm
 from lorag_harness.errors import LoragError
 from lorag_harness.model import Pair
-from trainers.batching import balance, collate, length_batches
-from trainers.examples import Example, build_examples, encode
-from trainers.loss import full_logits_loss, masked_loss
-from trainers.train import TrainConfig, is_current, merge, prepare_model, train
+from lorag_harness.trainers.batching import balance, collate, length_batches
+from lorag_harness.trainers.examples import Example, build_examples, encode
+from lorag_harness.trainers.loss import full_logits_loss, masked_loss
+from lorag_harness.trainers.train import TrainConfig, is_current, merge, prepare_model, train
 
 REASON = {"query_topic": "crude oil", "document_topic": "crude oil", "summary": "A crude oil story: opec cuts output."}
 PAIR = Pair("news about crude oil", "opec cuts output as crude prices fall", True, "crude oil", "crude oil", "p1")
@@ -108,7 +108,7 @@ def test_two_stage_training_learns_and_writes_manifests(adapters, r8_small, tiny
 
 
 def test_youden_threshold_separates_the_classes():
-    from trainers.calibrate import youden_threshold
+    from lorag_harness.trainers.calibrate import youden_threshold
 
     # every score is high: 0.5 calls all pairs relevant, the fitted cut splits them
     scores = [0.70, 0.72, 0.75, 0.79, 0.81, 0.84, 0.88, 0.91, 0.93, 0.95]
@@ -120,7 +120,7 @@ def test_youden_threshold_separates_the_classes():
 
 
 def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_small, tiny_model_dir):
-    from graders.lm_graders import LMGrader
+    from lorag_harness.graders.lm_graders import LMGrader
 
     for cfg, m in ((adapters[0], adapters[1]), (adapters[2], adapters[3])):
         c = m["calibration"]
@@ -134,8 +134,8 @@ def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_smal
 
 
 def test_grader_folds_the_adapter_into_the_weights(adapters, r8_small, tiny_model_dir):
-    from graders.lm_graders import LMGrader
-    from graders.lm_scoring import score_true_false
+    from lorag_harness.graders.lm_graders import LMGrader
+    from lorag_harness.graders.lm_scoring import score_true_false
     from lorag_harness import prompts
 
     g = LMGrader("s2", base_model=tiny_model_dir, adapter=adapters[2].out, max_doc_tokens=24)
@@ -193,7 +193,7 @@ def test_stage2_needs_stage1(r8_small, tmp_path):
 
 
 def test_adapter_on_another_base_is_refused(adapters):
-    from graders.lm_graders import _factory
+    from lorag_harness.graders.lm_graders import _factory
     from lorag_harness.registry import GraderContext
 
     s1 = adapters[0]

@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from graders.lm_scoring import score_true_false
+from lorag_harness.graders.lm_scoring import score_true_false
 from lorag_harness import prompts
 from lorag_harness.model import Pair
 

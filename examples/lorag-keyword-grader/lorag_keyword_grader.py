@@ -1,14 +1,14 @@
-"""A third-party lorag-harness grader: keyword overlap between query and document."""
+"""Keyword-overlap grader: the example plug-in of the README and docs/plugins.md."""
 import re
 
-from lorag_harness import Judgment, hookimpl
+from lorag_harness import Grader, Judgment, hookimpl
 
 
-class KeywordGrader:
+class KeywordGrader(Grader):
     def __init__(self, min_overlap: int = 1):
         self.name, self.min_overlap = f"keyword:{min_overlap}", min_overlap
 
-    def grade(self, pairs, reasons=False, advance=None):
+    def grade(self, pairs, *, reasons=False, advance=None):
         out = []
         for p in pairs:
             query = set(re.findall(r"[a-z]{3,}", p.query.lower()))
