@@ -47,6 +47,11 @@ class Grader(abc.ABC):
         """One :class:`Judgment` per pair, in the same order. With ``reasons`` fill ``Judgment.reason``
         (``{"query_topic", "document_topic", "summary"}``); call ``advance(n)`` as pairs are done."""
 
+    def cacheable(self, judgment: Judgment) -> bool:
+        """Whether the runner may store ``judgment`` (default: always). Return False for a
+        transient failure, such as a request that failed, so that a rerun retries the pair."""
+        return True
+
     def fingerprint(self) -> str:
         from .fingerprints import fingerprint
 

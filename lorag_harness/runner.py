@@ -28,6 +28,7 @@ class BenchConfig:
     batch_size: int = 8
     max_doc_tokens: int = 160
     quant: str | None = None
+    grader_options: dict = field(default_factory=dict)  # GraderContext.options (e.g. judge_base_url); no secrets
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_size: int = 32  # judgments stored per transaction
 
@@ -78,7 +79,9 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
         for i in range(0, len(todo), chunk_size):
             chunk = todo[i : i + chunk_size]
             made = check_batch(grader, [p for _, p in chunk], grader.grade([p for _, p in chunk], reasons=reasons, advance=advance))
-            cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made)], reasons)
+            # a grader may hold back transient failures (a request that failed) so a rerun retries them
+            keep = getattr(grader, "cacheable", None) or (lambda j: True)
+            cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made) if keep(j)], reasons)
             found.update((k, j) for (k, _), j in zip(chunk, made))
         return [found[k] for k in keys]
 
@@ -111,7 +114,7 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
     dataset = dataset or load_dataset(config.dataset, config.dataset_options, pm)
     tasks = [build_task(t, config.task_options, pm) for t in config.tasks]  # fail early on a bad task
     context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
-                                     config.max_doc_tokens, config.quant)
+                                     config.max_doc_tokens, config.quant, dict(config.grader_options))
     cache = JudgmentCache(config.cache_path)
     results: dict[str, dict[str, TaskResult]] = {t.name: {} for t in tasks}
     timings: dict[str, dict[str, float]] = {}
