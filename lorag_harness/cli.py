@@ -50,6 +50,28 @@ def plugins():
         console.print(table)
 
 
+# options of the openai:MODEL judge (graders/openai_judge.py); the API key only from the environment
+judge_options = [
+    click.option("--judge-base-url", default=None, help="openai: judges: base URL [env OPENAI_BASE_URL, else api.openai.com]"),
+    click.option("--judge-api-key-env", default="OPENAI_API_KEY", show_default=True,
+                 help="openai: judges: environment variable holding the API key (never passed on the command line)"),
+    click.option("--judge-style", type=click.Choice(["json", "umbrela"]), default="json", show_default=True,
+                 help="openai: judges: our JSON schema, or an UMBRELA 0-3 grade (openai:MODEL@umbrela sets it per grader)"),
+    click.option("--judge-threshold", type=float, default=None,
+                 help="openai: judges: umbrela grade counted relevant [2]; json: P(true) cut [the judge's own answer]"),
+    click.option("--judge-concurrency", type=click.IntRange(1, 256), default=4, show_default=True),
+    click.option("--judge-timeout", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Seconds per request"),
+    click.option("--judge-retries", type=click.IntRange(0, 20), default=3, show_default=True,
+                 help="Retries on 429/5xx/timeouts/connection errors (exponential backoff, Retry-After honoured)"),
+    click.option("--judge-max-tokens", type=click.IntRange(1, 8192), default=None, help="openai: judges: max_tokens per reply"),
+]
+
+
+def judge_config(o: dict) -> dict:
+    return {k: o[k] for k in ("judge_base_url", "judge_api_key_env", "judge_style", "judge_threshold",
+                              "judge_concurrency", "judge_timeout", "judge_retries", "judge_max_tokens") if k in o}
+
+
 def bench_options(f):
     opts = [
         click.option("--graders", "-g", default="base,embedding", show_default=True, help="Comma-separated grader specs, e.g. base,s1:adapters/s1"),
@@ -73,6 +95,7 @@ def bench_options(f):
         click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
+        *judge_options,
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -95,6 +118,7 @@ def config_from(o: dict):
         base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
         max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] == "none" else o["quant"],
         cache_path=":memory:" if o["no_cache"] else o["cache_path"],
+        grader_options=judge_config(o),
     )
 
 

@@ -13,6 +13,7 @@ ENTRY_POINT_GROUP = "lorag_harness"
 DEFAULT_PLUGINS = (
     "lorag_harness.graders.lm_graders",
     "lorag_harness.graders.embedding",
+    "lorag_harness.graders.openai_judge",
     "lorag_harness.tasks.s1_relevance",
     "lorag_harness.tasks.s2_reasoning",
     "lorag_harness.tasks.rag_p5",
