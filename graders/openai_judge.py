@@ -290,7 +290,7 @@ def parse_spec(arg: str | None) -> tuple[str, str | None]:
 
 
 def make_openai(arg, context):
-    """LLM judge over an OpenAI-compatible API: openai:MODEL[@json|@umbrela] (--judge-* options)."""
+    """LLM judge over an OpenAI-compatible API: openai:MODEL or openai:MODEL@umbrela (--judge-* options)."""
     model, style = parse_spec(arg)
     o = context.options or {}
     judge = OpenAIJudge(

@@ -19,6 +19,7 @@ DEFAULT_PLUGINS = (
     "lorag_harness.tasks.rag_p5",
     "lorag_harness.data.builtin",
     "lorag_harness.trainers.commands",
+    "lorag_harness.serve",
 )
 
 
