@@ -5,35 +5,31 @@ import json
 from pathlib import Path
 
 from .errors import LoragError
+from .reporting import VALUES_NOTE, columns, effect, rows
 from .runner import BenchResult
 
 SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+
+__all__ = ["SUFFIXES", "effect", "markdown", "render", "write_report"]
 
 
 def markdown(result: BenchResult) -> str:
     lines = [f"# lorag-harness report · {result.dataset}", ""]
     for task in result.tasks:
-        by_grader = result.results[task]
-        metrics = list(next(iter(by_grader.values())).metrics) if by_grader else []
-        lines += [f"## {task}", "", "| grader | " + " | ".join(metrics) + " | s |",
-                  "|---|" + "---:|" * (len(metrics) + 1)]
-        for grader, r in by_grader.items():
-            cells = [r.metrics[m].plain() for m in metrics]
-            lines.append(f"| {grader} | " + " | ".join(cells) + f" | {result.timings.get(grader, {}).get(task, 0):.1f} |")
+        table_rows = rows(result, task)
+        metrics = columns(table_rows)
+        lines += [f"## {task}", "", "| grader | " + " | ".join(metrics) + " | s |", "|---|" + "---:|" * (len(metrics) + 1)]
+        for r in table_rows:
+            cells = [r.metrics[m].plain() if m in r.metrics else "–" for m in metrics]
+            lines.append(f"| {r.label} | " + " | ".join(cells) + f" | {'' if r.seconds is None else f'{r.seconds:.1f}'} |")
         lines.append("")
     comps = [(t, c) for t, cs in result.comparisons.items() for c in cs]
     if comps:
         lines += ["## Paired tests", "", "| task | a | b | test | effect | p |", "|---|---|---|---|---|---:|"]
         lines += [f"| {t} | {c['a']} | {c['b']} | {c['test']} | {effect(c)} | {c['p_value']:.3g} |" for t, c in comps]
         lines.append("")
-    lines.append("Values: point estimate (95% interval: Wilson for rates, bootstrap otherwise).")
+    lines.append(f"Values: {VALUES_NOTE}.")
     return "\n".join(lines) + "\n"
-
-
-def effect(c: dict) -> str:
-    if c["test"] == "mcnemar-exact":
-        return f"{c['on']}: only a {c['only_a']} / only b {c['only_b']}"
-    return f"{c['on']}: Δ {c['mean_diff']:+.3f} ({c['low']:+.2f}–{c['high']:+.2f})"
 
 
 def render(result: BenchResult, fmt: str) -> str:

@@ -22,7 +22,7 @@ class TaskResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskResult":
-        return cls({k: Metric.from_dict(v) for k, v in d["metrics"].items()}, d.get("records", []), d.get("paired", {}))
+        return cls({k: Metric.from_dict(v, k) for k, v in d["metrics"].items()}, d.get("records", []), d.get("paired", {}))
 
 
 class Task(Protocol):

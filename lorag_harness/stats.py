@@ -8,19 +8,40 @@ import numpy as np
 from scipy import stats
 
 
+DIRECTIONS = ("higher", "lower", None)
+# reports written before metrics carried a direction: the metrics where lower was better
+LEGACY_LOWER_IS_BETTER = frozenset({"parse_failures"})
+
+
 @dataclass
 class Metric:
+    """A value with its interval. ``better``: "higher" or "lower" is better, or None (a count,
+    a setting: no best in reports); tasks set it, reports read it."""
+
     value: float | None
     low: float | None = None
     high: float | None = None
     n: int | None = None
+    better: str | None = "higher"
+
+    def __post_init__(self):
+        if self.better not in DIRECTIONS:
+            raise ValueError(f"Metric.better must be 'higher', 'lower' or None, not {self.better!r}")
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n, "better": self.better}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Metric":
-        return cls(d.get("value"), d.get("low"), d.get("high"), d.get("n"))
+    def from_dict(cls, d: dict, name: str | None = None) -> "Metric":
+        """``name`` gives the direction of metrics stored before ``better`` existed."""
+        better = d["better"] if "better" in d else ("lower" if name in LEGACY_LOWER_IS_BETTER else "higher")
+        return cls(d.get("value"), d.get("low"), d.get("high"), d.get("n"), better)
+
+    def directed(self, better: str | None) -> "Metric":
+        """This metric with direction ``better``."""
+        from dataclasses import replace
+
+        return replace(self, better=better)
 
     def plain(self) -> str:
         from rich.text import Text

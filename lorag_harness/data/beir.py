@@ -1,0 +1,232 @@
+"""The BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/{train,dev,test}.tsv``.
+
+``beir:DIR`` evaluates on the judged queries of one qrels split (option ``split``, default test).
+Training pairs come from ``qrels/train.tsv`` when it exists (and is not the evaluation split),
+otherwise from a seeded, query-disjoint share of the evaluation split's queries (``train_fraction``):
+no query is in both. Pairs: every judged-relevant document of a query, and as many negatives,
+first the documents judged not relevant (grade <= 0), then hard negatives: the BM25 first stage's
+best-ranked documents that are not judged."""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError, LoragError
+from ..model import Dataset, Doc, Pair, Query, pairs_hash
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class BeirDataset(Dataset):
+    """A BEIR collection: ``qrels`` holds the evaluation queries' judgments only."""
+
+    split: str = "test"
+    train_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    train_source: str = ""  # "qrels/train.tsv" or "query-disjoint share of qrels/test.tsv"
+    directory: str = ""
+
+    def fingerprint(self) -> str:
+        from ..retrieval import corpus_key
+
+        extra = json.dumps([self.split, sorted((q, sorted(d.items())) for q, d in self.qrels.items()),
+                            corpus_key(self.corpus), [(q.query_id, q.text) for q in self.queries]])
+        return pairs_hash(self.train_pairs + self.eval_pairs + [Pair(extra, "", False)])
+
+
+def _lines(path: Path):
+    """(line number, text) of the non-blank lines; decoding errors name the line."""
+    if not path.is_file():
+        raise DataError(str(path), None, "file not found")
+    line = 0
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line, text in enumerate(fh, start=1):
+                if text.strip():
+                    yield line, text
+    except UnicodeDecodeError:
+        raise DataError(str(path), line + 1, "not UTF-8 text") from None
+
+
+def _objects(path: Path):
+    for line, text in _lines(path):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(str(path), line, f"invalid JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise DataError(str(path), line, "expected a JSON object")
+        yield line, obj
+
+
+def _id(obj: dict, path: Path, line: int) -> str:
+    value = obj.get("_id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise DataError(str(path), line, "missing field '_id' (a string)")
+    return str(value).strip()
+
+
+def _text(obj: dict, name: str, path: Path, line: int) -> str:
+    value = obj.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(str(path), line, f"field {name!r} must be a string, not {type(value).__name__}")
+    return value.strip()
+
+
+def read_corpus(path: str | Path) -> list[Doc]:
+    """Documents, read line by line; the text a grader sees is the title, a newline, the text."""
+    path, docs, seen = Path(path), [], {}
+    for line, obj in _objects(path):
+        doc_id = _id(obj, path, line)
+        if doc_id in seen:
+            raise DataError(str(path), line, f"duplicate _id {doc_id!r} (first on line {seen[doc_id]})")
+        seen[doc_id] = line
+        title, text = _text(obj, "title", path, line), _text(obj, "text", path, line)
+        if not text and not title:
+            raise DataError(str(path), line, "document has neither 'title' nor 'text'")
+        docs.append(Doc(doc_id, f"{title}\n{text}" if title and text else (text or title), ""))
+    if not docs:
+        raise DataError(str(path), None, "empty file")
+    return docs
+
+
+def read_queries(path: str | Path) -> list[Query]:
+    path, queries, seen = Path(path), [], {}
+    for line, obj in _objects(path):
+        qid = _id(obj, path, line)
+        if qid in seen:
+            raise DataError(str(path), line, f"duplicate _id {qid!r} (first on line {seen[qid]})")
+        seen[qid] = line
+        text = _text(obj, "text", path, line)
+        if not text:
+            raise DataError(str(path), line, "missing field 'text'")
+        queries.append(Query(qid, text))
+    if not queries:
+        raise DataError(str(path), None, "empty file")
+    return queries
+
+
+def read_qrels(path: str | Path, doc_ids: set[str], query_ids: set[str]) -> dict[str, dict[str, int]]:
+    """``query-id<TAB>corpus-id<TAB>score`` after a header line; graded integer scores."""
+    path, qrels = Path(path), {}
+    header = True
+    for line, text in _lines(path):
+        parts = [p.strip() for p in text.rstrip("\r\n").split("\t")]
+        if len(parts) != 3:
+            raise DataError(str(path), line, f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}")
+        if header:
+            header = False
+            if _int(parts[2]) is not None:
+                raise DataError(str(path), line, "missing header line 'query-id<TAB>corpus-id<TAB>score'")
+            continue
+        qid, did, score = parts[0], parts[1], _int(parts[2])
+        if score is None:
+            raise DataError(str(path), line, f"score {parts[2]!r} is not an integer")
+        if qid not in query_ids:
+            raise DataError(str(path), line, f"query {qid!r} is not in queries.jsonl")
+        if did not in doc_ids:
+            raise DataError(str(path), line, f"document {did!r} is not in corpus.jsonl")
+        old = qrels.setdefault(qid, {}).get(did)
+        if old is not None and old != score:
+            raise DataError(str(path), line, f"conflicting scores for query {qid!r}, document {did!r}: {old} and {score}")
+        qrels[qid][did] = score
+    if not qrels:
+        raise DataError(str(path), None, "no judgments")
+    return qrels
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def query_disjoint_split(qrels: dict, fraction: float, seed: int) -> tuple[dict, dict]:
+    """(training qrels, evaluation qrels): a seeded share of the queries, no query in both."""
+    if not 0 <= fraction < 1:
+        raise LoragError(f"train_fraction must be in [0, 1), not {fraction}")
+    queries = sorted(qrels)
+    rng = random.Random(seed)
+    chosen = set(rng.sample(queries, int(round(fraction * len(queries))))) if fraction else set()
+    return ({q: qrels[q] for q in queries if q in chosen}, {q: qrels[q] for q in queries if q not in chosen})
+
+
+def make_pairs(ds: Dataset, qrels: dict, by_id: dict[str, Doc], prefix: str) -> list[Pair]:
+    """Judged-relevant documents and as many negatives per query (judged not relevant, then the
+    best-ranked unjudged BM25 documents)."""
+    from ..retrieval import retrieve
+
+    queries = [q for q in ds.queries if q.query_id in qrels]
+    depth = 2 * max((len(qrels[q.query_id]) for q in queries), default=0)  # room for the unjudged ones
+    hits = retrieve("bm25", ds, queries, depth) if queries else {}
+    pairs = []
+    for q in queries:
+        judged = qrels[q.query_id]
+        positives = [d for d, g in judged.items() if g > 0]
+        negatives = [d for d, g in judged.items() if g <= 0]
+        negatives += [d for d, _ in hits.get(q.query_id, []) if d not in judged]
+        for d in positives:
+            pairs.append(Pair(q.text, by_id[d].text, True, pair_id=f"{prefix}{q.query_id}:{d}"))
+        for d in negatives[: len(positives)]:
+            pairs.append(Pair(q.text, by_id[d].text, False, pair_id=f"{prefix}{q.query_id}:{d}"))
+    return pairs
+
+
+def load_beir(arg, options):
+    """A BEIR-layout folder: beir:DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv); option split."""
+    if not arg:
+        raise LoragError("the beir dataset needs a folder: --dataset beir:DIR")
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    root = Path(arg)
+    if not root.is_dir():
+        raise DataError(str(root), None, "not a folder (expected corpus.jsonl, queries.jsonl, qrels/)")
+    split = options.get("split") or "test"
+    if split not in SPLITS:
+        raise LoragError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    qrels_file = root / "qrels" / f"{split}.tsv"
+    if not qrels_file.is_file():
+        have = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+        raise DataError(str(qrels_file), None, f"no such qrels split (found: {', '.join(have) or 'none'})")
+    seed = int(options.get("seed", 13))
+    fraction = float(options.get("train_fraction", 0.2))
+
+    corpus = read_corpus(root / "corpus.jsonl")
+    queries = read_queries(root / "queries.jsonl")
+    doc_ids, query_ids = {d.doc_id for d in corpus}, {q.query_id for q in queries}
+    qrels = read_qrels(qrels_file, doc_ids, query_ids)
+    train_file = root / "qrels" / "train.tsv"
+    if split != "train" and train_file.is_file():
+        train_qrels = read_qrels(train_file, doc_ids, query_ids)
+        train_qrels = {q: d for q, d in train_qrels.items() if q not in qrels}  # never a query in both
+        source = "qrels/train.tsv"
+    else:
+        train_qrels, qrels = query_disjoint_split(qrels, fraction, seed)
+        source = f"query-disjoint share ({fraction:g}) of qrels/{split}.tsv"
+    if not qrels:
+        raise LoragError(f"{qrels_file}: no evaluation queries left after taking the training queries")
+
+    ds = BeirDataset(f"{root.name}/{split}", [], [], corpus=corpus, queries=queries, qrels=qrels, split=split,
+                     train_qrels=train_qrels, train_source=source, directory=str(root))
+    by_id = {d.doc_id: d for d in corpus}
+    rng = random.Random(seed)
+    train = make_pairs(ds, train_qrels, by_id, "train:")
+    evals = make_pairs(ds, qrels, by_id, "eval:")
+    rng.shuffle(train)
+    rng.shuffle(evals)
+    n_train, n_eval = options.get("n_train"), options.get("n_eval")
+    ds.train_pairs = train[: int(n_train)] if n_train else train
+    ds.eval_pairs = evals[: int(n_eval)] if n_eval else evals
+    return ds
+
+
+from ..hookspecs import hookimpl  # noqa: E402
+
+
+@hookimpl
+def register_datasets(register):
+    register("beir", load_beir)
