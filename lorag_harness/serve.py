@@ -102,7 +102,6 @@ def check_port(host: str, port: int) -> None:
 def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms, dataset, train_pairs, base_model,
                   embedder, batch_size, max_doc_tokens, quant):
     """Serve a grader over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/rerank."""
-    err = click.get_text_stream("stderr")
     if api_key is not None and not api_key.strip():
         raise LoragError("--api-key is empty")
     check_port(host, port)
@@ -114,8 +113,8 @@ def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms,
                     quant=None if quant == "none" else quant)
     import uvicorn
 
-    print(f"serving {model_name or spec} on http://{host}:{port}/v1" + (" (bearer token required)" if api_key else ""),
-          file=err, flush=True)
+    click.echo(f"serving {model_name or spec} on http://{host}:{port}/v1" + (" (bearer token required)" if api_key else ""),
+               err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
