@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from lorag_harness.data.checks import require_both_labels
 from lorag_harness.data.pairs import lead
 from lorag_harness.embedder import DEFAULT_EMBEDDER, embed
 from lorag_harness.api import Grader
@@ -18,10 +19,19 @@ class EmbeddingGrader(Grader):
     """P(relevant) by logistic calibration of the cosine on the training pairs;
     topics are the nearest topic names, the summary the document's lead."""
 
-    def __init__(self, name: str = "embedding", model: str | None = None, train_pairs=(), topics=None):
+    def __init__(self, name: str = "embedding", model: str | None = None, train_pairs=(), topics=None,
+                 calibrate: bool = True, dataset: str | None = None):
+        """``train_pairs`` need both labels; ``calibrate=False`` (asked for explicitly) skips the fit:
+        P(relevant) = sigmoid(cosine), relevant above cosine 0."""
         self.name, self.model_name = name, model
         self.topics = dict(topics or {})
-        self.coef, self.intercept = self._calibrate(list(train_pairs))
+        if calibrate:
+            require_both_labels(train_pairs, dataset, "the embedding grader (it calibrates its threshold)",
+                                "give it training pairs with both labels (jsonl: a train.jsonl, or a pairs file "
+                                "to split), or pass calibrate=False for the raw cosine")
+            self.coef, self.intercept = self._calibrate(list(train_pairs))
+        else:
+            self.coef, self.intercept = 1.0, 0.0
 
     def _cosines(self, pairs: list[Pair]) -> np.ndarray:
         q = embed([p.query for p in pairs], self.model_name)
@@ -29,9 +39,6 @@ class EmbeddingGrader(Grader):
         return np.sum(q * d, axis=1)
 
     def _calibrate(self, pairs: list[Pair]) -> tuple[float, float]:
-        labels = {p.label for p in pairs}
-        if len(labels) < 2:  # nothing to fit: P = cos mapped to [0, 1], threshold cos 0
-            return 1.0, 0.0
         from sklearn.linear_model import LogisticRegression
 
         x = self._cosines(pairs).reshape(-1, 1)
@@ -81,6 +88,7 @@ def make_embedding(arg, context):
         model=arg or context.embedder,
         train_pairs=ds.train_pairs if ds else (),
         topics=ds.topics if ds else None,
+        dataset=ds.name if ds else None,
     )
 
 

@@ -112,6 +112,7 @@ class Dataset:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)  # query_id -> doc_id -> grade
     topics: dict[str, str] = field(default_factory=dict)  # label -> readable name
     references: dict[str, dict] = field(default_factory=dict)  # pair_id -> reference reason
+    notes: list[str] = field(default_factory=list)  # what loading changed (duplicates removed, …), shown to the user
 
     def fingerprint(self) -> str:
         return pairs_hash(self.train_pairs + self.eval_pairs)

@@ -96,6 +96,10 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         raise LoragError("stage s2 starts from the S1 adapter: --from adapters/s1")
     if not dataset.train_pairs:
         raise LoragError(f"dataset {dataset.name!r} has no training pairs")
+    from lorag_harness.data.checks import require_both_labels
+
+    require_both_labels(dataset.train_pairs, dataset.name, f"lorag train {cfg.stage}",
+                        "a relevance adapter learns to tell the two apart; add pairs of the missing label")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = tokenizer or lm.load_tokenizer(cfg.base_model)

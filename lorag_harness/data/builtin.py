@@ -8,7 +8,9 @@ from ..errors import DataError, LoragError
 from ..hookspecs import hookimpl
 from ..model import Dataset
 from . import readers
+from .checks import check_counts, check_dataset, check_pair_ids, dedupe, drop_leaks, limit, split_by_document
 from .pairs import build_dataset, reference_summary
+from .readers import read_pair_rows, read_pairs_jsonl
 from .topics import readable
 
 PAIR_OPTIONS = ("n_train", "n_eval", "corpus_size", "n_queries", "seed", "max_words")
@@ -53,23 +55,48 @@ def load_ag_news(arg, options):
 
 
 def load_jsonl(arg, options):
-    """User files: jsonl:PAIRS.jsonl, or jsonl:DIR with train/eval.jsonl [+ corpus, queries, qrels]."""
+    """User files: jsonl:PAIRS.jsonl (split in halves by document), or jsonl:DIR with eval.jsonl
+    [+ train.jsonl, corpus.jsonl, queries.jsonl, qrels.txt]."""
     if not arg:
         raise LoragError("the jsonl dataset needs a path: --dataset jsonl:pairs.jsonl or jsonl:DIR")
+    options = options or {}
+    check_counts(options)
+    seed = options.get("seed", 13)
     path = Path(arg)
+    notes: list[str] = []
     if path.is_dir():
-        eval_file = path / "eval.jsonl"
+        eval_file, train_file = path / "eval.jsonl", path / "train.jsonl"
         if not eval_file.is_file():
             raise DataError(str(path), None, "a jsonl dataset folder needs eval.jsonl")
-        eval_pairs = readers.read_pairs_jsonl(eval_file)
-        train_pairs = readers.read_pairs_jsonl(path / "train.jsonl") if (path / "train.jsonl").is_file() else []
+        eval_rows = read_pair_rows(eval_file)
+        train_rows = read_pair_rows(train_file) if train_file.is_file() else []
+        dedupe(eval_rows + train_rows)  # a second label for the same pair, in either file: an error
+        check_pair_ids(eval_rows + train_rows)
+        eval_rows, dropped_eval = dedupe(eval_rows)
+        train_rows, dropped_train = dedupe(train_rows)
+        for name, dropped in ((eval_file, dropped_eval), (train_file, dropped_train)):
+            if dropped:
+                notes.append(f"{name}: {dropped} duplicate pairs removed")
+        eval_pairs = [r.pair for r in eval_rows]
+        train_pairs, leaked = drop_leaks([r.pair for r in train_rows], eval_pairs)
+        if leaked:
+            notes.append(f"{train_file}: {leaked} training pairs removed: their documents are also in eval.jsonl")
     else:
-        pairs = readers.read_pairs_jsonl(path)
-        rng = random.Random((options or {}).get("seed", 13))
-        pairs = rng.sample(pairs, len(pairs))
-        cut = len(pairs) // 2
-        train_pairs, eval_pairs = pairs[:cut], pairs[cut:]
-    ds = Dataset(path.stem, train_pairs, eval_pairs)
+        pairs = read_pairs_jsonl(path, notes)
+        train_pairs, eval_pairs = split_by_document(pairs, seed)
+        notes.append(f"{path}: {len(train_pairs)} training and {len(eval_pairs)} evaluation pairs, split by document "
+                     f"(seed {seed})")
+    for what, key, option in (("training", "n_train", "--train-pairs"), ("evaluation", "n_eval", "--eval-pairs")):
+        pairs = train_pairs if key == "n_train" else eval_pairs
+        n = options.get(key)
+        if n is not None and n < len(pairs):
+            notes.append(f"{path}: {n} of {len(pairs)} {what} pairs used ({option} {n})")
+            pairs = limit(pairs, n, seed)
+        if key == "n_train":
+            train_pairs = pairs
+        else:
+            eval_pairs = pairs
+    ds = Dataset(path.stem if not path.is_dir() else path.name, train_pairs, eval_pairs, notes=notes)
     names = {t for p in train_pairs + eval_pairs for t in (p.query_topic, p.document_topic) if t}
     ds.topics = {t: readable(t) for t in sorted(names)}
     for p in train_pairs + eval_pairs:
@@ -89,7 +116,10 @@ def load_jsonl(arg, options):
         unknown = {d for q in ds.qrels.values() for d in q} - {d.doc_id for d in ds.corpus}
         if unknown:
             raise DataError(str(qrels_file), None, f"qrels name documents not in corpus.jsonl: {sorted(unknown)[:5]}")
-    return ds
+        unknown = set(ds.qrels) - {q.query_id for q in ds.queries}
+        if unknown:
+            raise DataError(str(qrels_file), None, f"qrels name queries not in queries.jsonl: {sorted(unknown)[:5]}")
+    return check_dataset(ds)
 
 
 @hookimpl

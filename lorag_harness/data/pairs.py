@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from ..errors import LoragError
 from ..model import Dataset, Doc, Pair, Query
+from .checks import check_counts, text_key
 from .topics import PHRASINGS, readable
 
 LEAD_WORDS = 14
@@ -28,17 +29,28 @@ def truncate_words(text: str, max_words: int) -> str:
     return text if len(words) <= max_words else " ".join(words[:max_words])
 
 
-def balanced_sample(docs: list[tuple[str, str]], n: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Up to ``n`` documents, round-robin over classes so that small classes appear."""
+def balanced_sample(docs: list[tuple[str, str]], n: int, rng: random.Random, skip: set[str] | None = None,
+                    skipped: list | None = None) -> list[tuple[str, str]]:
+    """Up to ``n`` documents, round-robin over classes so that small classes appear. Documents
+    whose text is in ``skip`` or already taken are passed over (and appended to ``skipped``)."""
     by_class: dict[str, list] = defaultdict(list)
     for d in docs:
         by_class[d[0]].append(d)
     pools = [rng.sample(v, len(v)) for _, v in sorted(by_class.items())]
+    skip = set(skip or ())
     out = []
     while len(out) < n and any(pools):
         for pool in pools:
-            if pool and len(out) < n:
-                out.append(pool.pop())
+            while pool and len(out) < n:
+                d = pool.pop()
+                key = text_key(d[1])
+                if key in skip:
+                    if skipped is not None:
+                        skipped.append(d)
+                    continue
+                skip.add(key)
+                out.append(d)
+                break
     return out
 
 
@@ -69,17 +81,32 @@ def build_dataset(
     seed: int = 13,
     max_words: int = 120,
 ) -> Dataset:
-    """Seeded train/eval pairs; the retrieval corpus comes from held-out documents
-    disjoint from both the training and the evaluation documents."""
+    """Seeded train/eval pairs from ``(label, text)`` documents; the retrieval corpus comes from
+    held-out documents. No text (as the grader sees it) is used twice: training, evaluation and
+    corpus documents are disjoint, and texts given two labels are left out."""
+    check_counts(dict(n_train=n_train, n_eval=n_eval, corpus_size=corpus_size, n_queries=n_queries, seed=seed,
+                      max_words=max_words))
+    for key, value in (("n_train", n_train), ("n_eval", n_eval)):
+        if value < 2:
+            raise LoragError(f"dataset option {key} must be at least 2 (one relevant and one not-relevant pair "
+                             f"per document), not {value}")
     rng = random.Random(seed)
-    clip = lambda docs: [(lab, truncate_words(t, max_words)) for lab, t in docs]  # noqa: E731
+    train_docs = [(lab, truncate_words(t, max_words)) for lab, t in train_docs]
+    test_docs = [(lab, truncate_words(t, max_words)) for lab, t in test_docs]
     topics = {lab: readable(lab) for lab in sorted({lab for lab, _ in train_docs + test_docs})}
-    train = clip(balanced_sample(train_docs, n_train // 2, rng))
+    labels_of: dict[str, set] = defaultdict(set)
+    for lab, t in train_docs + test_docs:
+        labels_of[text_key(t)].add(lab)
+    twice = {k for k, labs in labels_of.items() if len(labs) > 1}
+
+    skipped: list = []
+    train = balanced_sample(train_docs, n_train // 2, rng, twice, skipped)
     held_out = rng.sample(test_docs, len(test_docs))
-    eval_raw = balanced_sample(held_out, n_eval // 2, rng)
-    taken = {id(d) for d in eval_raw}
-    corpus_docs = clip(balanced_sample([d for d in held_out if id(d) not in taken], corpus_size, rng))
-    eval_docs = clip(eval_raw)
+    used = twice | {text_key(t) for _, t in train}
+    eval_docs = balanced_sample(held_out, n_eval // 2, rng, used, skipped)
+    used |= {text_key(t) for _, t in eval_docs}
+    taken = {id(d) for d in eval_docs}
+    corpus_docs = balanced_sample([d for d in held_out if id(d) not in taken], corpus_size, rng, used, skipped)
     corpus = [Doc(f"d{i}", t, lab) for i, (lab, t) in enumerate(corpus_docs)]
 
     present = sorted({d.topic for d in corpus})
@@ -100,4 +127,15 @@ def build_dataset(
         }
         for p in train_pairs + eval_pairs
     }
-    return Dataset(name, train_pairs, eval_pairs, corpus, queries, qrels, topics, references)
+    notes = []
+    if skipped:
+        notes.append(f"{name}: {len(skipped)} documents passed over: repeated, labelled twice, or already in "
+                     "another split")
+    for what, got, asked, option in (("training pairs", len(train_pairs), n_train, "--train-pairs"),
+                                     ("evaluation pairs", len(eval_pairs), n_eval, "--eval-pairs"),
+                                     ("corpus documents", len(corpus), corpus_size, "--corpus-size"),
+                                     ("retrieval queries", len(queries), n_queries, "--rag-queries")):
+        if got < asked:
+            why = "pairs come two per document" if got == asked - 1 and what.endswith("pairs") else "not enough data"
+            notes.append(f"{name}: {got} {what}, not the {asked} asked ({option}: {why})")
+    return Dataset(name, train_pairs, eval_pairs, corpus, queries, qrels, topics, references, notes)
