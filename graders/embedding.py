@@ -82,6 +82,9 @@ class EmbeddingGrader(Grader):
 
 def make_embedding(arg, context):
     """Sentence-transformers cosine similarity, threshold calibrated on train pairs."""
+    from lorag_harness.checks import check_embedder
+
+    check_embedder(arg or context.embedder, f"grader embedding:{arg}" if arg else "--embedder")
     ds = context.dataset
     return EmbeddingGrader(
         "embedding" if not arg else f"embedding:{arg}",

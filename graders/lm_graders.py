@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from lorag_harness import lm, prompts
 from lorag_harness.api import Grader
+from lorag_harness.checks import check_adapter, check_base_model
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
@@ -111,10 +112,7 @@ class LMGrader(Grader):
 
 def check_adapter_base(adapter: str, base_model: str | None) -> None:
     """An adapter trained on another base model than the one asked for is a user error."""
-    trained_on = lm.adapter_manifest(adapter).get("base_model")
-    wanted = base_model or lm.DEFAULT_MODEL
-    if trained_on and trained_on != wanted:
-        raise LoragError(f"{adapter} was trained on {trained_on}, not {wanted}: pass --base-model {trained_on}")
+    check_adapter(adapter, base_model, adapter)
 
 
 def _has_tokenizer(folder: str) -> bool:
@@ -127,8 +125,9 @@ def _factory(name: str, needs_adapter: bool, constrained: bool = False):
     def make(arg, context):
         if needs_adapter and not arg:
             raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
+        check_base_model(context.base_model)  # before any work: paths and configs, no weights loaded
         if arg:
-            check_adapter_base(arg, context.base_model)
+            check_adapter(arg, context.base_model, f"{name}:{arg}")
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,

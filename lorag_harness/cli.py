@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -21,19 +21,30 @@ err = Console(stderr=True)
 
 
 class Group(click.Group):
-    """Turn LoragError into a clean message and exit code 2."""
+    """Every failure as one line: user errors (LoragError, files, cache, decoding) exit 2, anything
+    else exits 1 as "internal"; ``--debug`` (or LORAG_DEBUG=1) adds the traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except LoragError as e:
-            err.print(Text("error: ", style="bold red") + Text(str(e)), soft_wrap=True)
-            sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one place every failure is reported
+            from .cli_errors import describe
+
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()
+            message, code = describe(e)
+            err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+            sys.exit(code)
 
 
 @click.group(cls=Group)
 @click.version_option(package_name="lorag-harness")
-def cli():
+@click.option("--debug", is_flag=True, envvar="LORAG_DEBUG", help="Show tracebacks [env LORAG_DEBUG=1]")
+def cli(debug):
     """Evaluate RAG relevance graders: LM, LoRA adapters, embeddings."""
 
 
@@ -75,20 +86,22 @@ def judge_config(o: dict) -> dict:
 def bench_options(f):
     opts = [
         click.option("--graders", "-g", default="base,embedding", show_default=True, help="Comma-separated grader specs, e.g. base,s1:adapters/s1"),
-        click.option("--tasks", "-t", default="s1-relevance,s2-reasoning,rag-p5", show_default=True),
+        click.option("--tasks", "-t", default=None,
+                     help="Comma-separated tasks [default: s1-relevance,s2-reasoning,rag-p5, skipping, with a notice, "
+                          "those the dataset cannot feed]"),
         click.option("--dataset", "-d", default="reuters-r8", show_default=True, help="Dataset spec, e.g. jsonl:pairs.jsonl"),
         click.option("--base-model", default=None, help="HF model id or path (default: packaged SmolLM2-135M-Instruct)"),
         click.option("--embedder", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"),
-        click.option("--eval-pairs", type=int, default=200, show_default=True),
-        click.option("--train-pairs", type=int, default=400, show_default=True),
-        click.option("--s2-pairs", type=int, default=32, show_default=True, help="Pairs for which reasons are generated"),
-        click.option("--rag-queries", type=int, default=16, show_default=True),
-        click.option("--rag-k", type=int, default=20, show_default=True),
-        click.option("--corpus-size", type=int, default=300, show_default=True),
+        click.option("--eval-pairs", type=click.IntRange(min=2), default=200, show_default=True),
+        click.option("--train-pairs", type=click.IntRange(min=1), default=400, show_default=True),
+        click.option("--s2-pairs", type=click.IntRange(min=1), default=32, show_default=True, help="Pairs for which reasons are generated"),
+        click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--rag-k", type=click.IntRange(min=5), default=20, show_default=True),
+        click.option("--corpus-size", type=click.IntRange(min=1), default=300, show_default=True),
         click.option("--seed", type=int, default=13, show_default=True),
-        click.option("--batch-size", type=int, default=8, show_default=True,
+        click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Rows per generation batch (LM graders score true/false in batches of at least 32)"),
-        click.option("--max-doc-tokens", type=int, default=160, show_default=True),
+        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True),
         click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True,
                      help="LM graders: nf4 weights, or bf16 matmuls (about 2x faster on AVX512-BF16 CPUs, less exact)"),
         click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)"),
@@ -103,13 +116,19 @@ def bench_options(f):
 
 
 def config_from(o: dict):
+    from .bench_run import DEFAULT_TASKS
     from .runner import BenchConfig
 
-    if o["rag_queries"] < 1 or o["eval_pairs"] < 2:
-        raise LoragError("--eval-pairs must be >= 2 and --rag-queries >= 1")
+    graders = [g.strip() for g in o["graders"].split(",") if g.strip()]
+    tasks = [t.strip() for t in (o["tasks"] or "").split(",") if t.strip()]
+    if not graders:
+        raise LoragError("--graders names no grader")
+    if o["tasks"] is not None and not tasks:
+        raise LoragError("--tasks names no task")
     return BenchConfig(
-        graders=[g.strip() for g in o["graders"].split(",") if g.strip()],
-        tasks=[t.strip() for t in o["tasks"].split(",") if t.strip()],
+        graders=graders,
+        tasks=tasks or list(DEFAULT_TASKS),
+        skip_unfit_tasks=o["tasks"] is None,
         dataset=o["dataset"],
         dataset_options={"n_train": o["train_pairs"], "n_eval": o["eval_pairs"], "corpus_size": o["corpus_size"],
                          "n_queries": o["rag_queries"], "seed": o["seed"]},
@@ -123,19 +142,9 @@ def config_from(o: dict):
 
 
 def run_and_report(config, out: str | None, fmt: str | None, dataset=None):
-    from .report import print_report
-    from .runner import run_bench
+    from .bench_run import run_and_report as run
 
-    start = time.perf_counter()
-    result = run_bench(config, pm, err, dataset=dataset)
-    print_report(result, console)
-    console.print(f"[dim]{time.perf_counter() - start:.0f} s in all[/]")
-    if out:
-        from .export import write_report
-
-        path = write_report(result, Path(out), fmt)
-        console.print(f"report written to {path}")
-    return result
+    return run(config, out, fmt, dataset=dataset, pm=pm, console=console, err=err)
 
 
 @cli.command()
@@ -145,29 +154,83 @@ def bench(**o):
     run_and_report(config_from(o), o["out"], o["fmt"])
 
 
+@cli.command()
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--base-model", default=None, help="For LM graders (default: packaged SmolLM2-135M-Instruct)")
+@click.option("--embedder", default=None, help="For embedding graders (default: packaged all-MiniLM-L6-v2)")
+@click.option("--dataset", "-d", default=None, help="Dataset whose training pairs calibrating graders see, e.g. reuters-r8")
+@click.option("--train-pairs", type=click.IntRange(min=1), default=40, show_default=True, help="With --dataset")
+@click.option("--no-reasons", is_flag=True, help="Do not ask for reasons")
+@click.option("--nondeterministic", is_flag=True, help="Decisions may change between calls (e.g. a sampled API)")
+def check(specs, base_model, embedder, dataset, train_pairs, no_reasons, nondeterministic):
+    """Check grader plug-ins against the grader contract (a plug-in author's checker).
+
+    Builds each GRADER_SPEC (e.g. mine:arg) through the registry and grades six small labelled pairs:
+    output count, order and types, advance() totals, reasons, an empty batch, fingerprint stability."""
+    from .runner import build_grader, load_dataset
+    from .testing import contract_problems
+
+    ds = load_dataset(dataset, {"n_train": train_pairs, "n_eval": 2}, pm) if dataset else None
+    context = registry.GraderContext(base_model, embedder, ds)
+    failed = 0
+    for spec in specs:
+        registry.lookup(registry.graders(pm), spec, "grader")
+    for spec in specs:
+        problems = contract_problems(build_grader(spec, context, pm), reasons=not no_reasons,
+                                     deterministic=not nondeterministic)
+        for problem in problems:
+            console.print(f"{spec}: {problem}", soft_wrap=True, markup=False)
+        if not problems:
+            console.print(f"{spec}: ok")
+        failed += bool(problems)
+    if failed:
+        sys.exit(1)
+
+
 @cli.group()
 def cache():
     """The judgment cache."""
 
 
 @cache.command("clear")
-@click.option("--cache", "cache_path", default=None)
+@click.option("--cache", "cache_path", default=None, help="Cache file (default: in the cache folder)")
 def cache_clear(cache_path):
-    """Delete every stored judgment."""
-    from .cache import JudgmentCache
+    """Delete every stored judgment. A damaged file is moved aside (<file>.corrupt-<time>) and a fresh
+    cache started."""
+    from .cache import CacheError, JudgmentCache, set_aside
 
-    store = JudgmentCache(cache_path)
-    console.print(f"removed {store.clear()} judgments from {store.path}")
+    try:
+        store = JudgmentCache(cache_path)
+    except CacheError as e:
+        if e.kind != "damaged":
+            raise
+        moved = set_aside(e.path)
+        store = JudgmentCache(e.path)
+        console.print(f"{e.path} was damaged ({e.problem}): moved it to {moved} and started a fresh cache", soft_wrap=True)
+        store.close()
+        return
+    try:
+        console.print(f"removed {store.clear()} judgments from {store.path}")
+    finally:
+        store.close()
 
 
 @cache.command("info")
-@click.option("--cache", "cache_path", default=None)
+@click.option("--cache", "cache_path", default=None, help="Cache file (default: in the cache folder)")
 def cache_info(cache_path):
-    """How many judgments are stored."""
-    from .cache import JudgmentCache
+    """How many judgments are stored (read-only: works on a read-only file or folder)."""
+    from .cache import JudgmentCache, default_path
 
-    store = JudgmentCache(cache_path)
-    console.print(json.dumps({"path": store.path, "judgments": store.count()}))
+    path = Path(cache_path) if cache_path else default_path()
+    if not path.exists():
+        console.print(json.dumps({"path": str(path), "judgments": 0, "exists": False}))
+        return
+    store = JudgmentCache(path, readonly=True)
+    try:
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        console.print(json.dumps({"path": store.path, "judgments": store.count(), "writable": writable}))
+    finally:
+        store.close()
 
 
 pm.hook.register_commands(cli=cli)

@@ -24,7 +24,12 @@ def resolve_embedder(name: str | None) -> str:
 def load_embedder(name: str | None = None):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_embedder(name), device="cpu")
+    path = resolve_embedder(name)
+    try:
+        return SentenceTransformer(path, device="cpu")
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoragError(f"--embedder {name}: could not load the model ({first})") from e
 
 
 def embed(texts: list[str], name: str | None = None, batch_size: int = 64) -> np.ndarray:

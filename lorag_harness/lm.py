@@ -7,6 +7,7 @@ any other Hugging Face model id or local path is loaded as usual.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -76,10 +77,23 @@ def resolve_model_path(name_or_path: str | None) -> str:
     return str(name_or_path)
 
 
+@contextlib.contextmanager
+def model_errors(name: str | None, option: str = "--base-model"):
+    """Loading failures of a model (missing files, no hub access, not a model) as one-line user errors."""
+    try:
+        yield
+    except LoragError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoragError(f"{option} {name or DEFAULT_MODEL}: could not load the model ({first})") from e
+
+
 def load_tokenizer(name_or_path: str | None = None):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    with model_errors(name_or_path):
+        tok = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -100,7 +114,8 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
         kwargs.update(quantization_config=nf4_config(), device_map="cpu" if not torch.cuda.is_available() else "auto")
     elif quant not in FLOAT_WEIGHTS:
         raise LoragError(f"unknown quantisation {quant!r}: use 'nf4', 'bf16' or 'none'")
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    with model_errors(name_or_path):
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if adapter:
         from peft import PeftModel
 
@@ -129,7 +144,15 @@ def compute(quant: str | None, device_type: str = "cpu"):
 def adapter_manifest(folder: str | Path | None) -> dict:
     """The manifest.json a trainer wrote beside an adapter ({} when there is none)."""
     path = Path(folder) / "manifest.json" if folder else None
-    return json.loads(path.read_text()) if path and path.is_file() else {}
+    if not (path and path.is_file()):
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoragError(f"{path}: invalid JSON manifest ({e})") from None
+    if not isinstance(value, dict):
+        raise LoragError(f"{path}: the manifest must be a JSON object")
+    return value
 
 
 def nf4_config():

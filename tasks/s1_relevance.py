@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from lorag_harness.errors import LoragError
+from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
@@ -36,6 +37,10 @@ class S1Relevance(EvalPairsTask):
 
     def __init__(self, limit: int | None = None):
         self.limit = limit
+
+    def check(self, dataset) -> None:
+        if not self.pairs(dataset):
+            raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
 
     def check(self, dataset) -> None:
         if not self.pairs(dataset):

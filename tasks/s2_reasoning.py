@@ -7,6 +7,7 @@ import numpy as np
 
 from lorag_harness.data.topics import topic_matches
 from lorag_harness.embedder import embed
+from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.schema import complete_reason, first_json_object
@@ -20,6 +21,20 @@ class S2Reasoning(EvalPairsTask):
 
     def __init__(self, limit: int | None = 32, embedder: str | None = None):
         self.limit, self.embedder = limit, embedder
+
+    def check(self, dataset) -> list[str]:
+        pairs = self.pairs(dataset)
+        if not pairs:
+            raise LoragError(f"task s2-reasoning: dataset {dataset.name!r} has no evaluation pairs")
+        with_ref = sum(1 for p in pairs if dataset.references.get(p.pair_id))
+        if with_ref == 0:
+            return [f"dataset {dataset.name!r} has no reference reasons (pairs without query_topic/document_topic): "
+                    "only JSON validity, completeness and relevance agreement are scored; topic accuracy and "
+                    "summary similarity are not"]
+        if with_ref < len(pairs):
+            return [f"topic accuracy and summary similarity are scored on the {with_ref} of {len(pairs)} pairs "
+                    "that have a reference reason"]
+        return []
 
     def run(self, dataset, judge) -> TaskResult:
         pairs = self.pairs(dataset)

@@ -16,15 +16,15 @@ err = Console(stderr=True)
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="quick", show_default=True)
 @click.option("--out-dir", default="runs/demo", show_default=True, help="Adapters and report go here")
 @click.option("--retrain", is_flag=True, help="Train again even if the adapters are current")
-@click.option("--eval-pairs", type=int, default=200, show_default=True)
-@click.option("--train-pairs", type=int, default=1600, show_default=True)
-@click.option("--s2-pairs", type=int, default=32, show_default=True)
-@click.option("--rag-queries", type=int, default=16, show_default=True)
+@click.option("--eval-pairs", type=click.IntRange(min=2), default=200, show_default=True)
+@click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True)
+@click.option("--s2-pairs", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--base-model", default=None)
 @click.option("--seed", type=int, default=13, show_default=True)
 def demo(profile, out_dir, retrain, eval_pairs, train_pairs, s2_pairs, rag_queries, base_model, seed):
     """Train S1 and S2 on Reuters R8, then compare base, s1, s2, s2-json and embedding on all three tasks."""
-    from lorag_harness.cli import run_and_report
+    from lorag_harness.bench_run import run_and_report
     from lorag_harness.runner import BenchConfig, load_dataset
 
     from .commands import train_with_progress
