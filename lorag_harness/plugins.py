@@ -13,12 +13,16 @@ ENTRY_POINT_GROUP = "lorag_harness"
 DEFAULT_PLUGINS = (
     "lorag_harness.graders.lm_graders",
     "lorag_harness.graders.embedding",
+    "lorag_harness.graders.cross_encoder",
+    "lorag_harness.graders.cls_head",
     "lorag_harness.graders.openai_judge",
     "lorag_harness.tasks.s1_relevance",
     "lorag_harness.tasks.s2_reasoning",
     "lorag_harness.tasks.rag_p5",
     "lorag_harness.data.builtin",
     "lorag_harness.trainers.commands",
+    "lorag_harness.trainers.rerank_train",
+    "lorag_harness.trainers.cls_train",
     "lorag_harness.serve",
 )
 

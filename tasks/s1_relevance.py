@@ -1,18 +1,61 @@
-"""S1 relevance: binary decisions against the labels, with intervals and McNemar tests."""
+"""S1 relevance: binary decisions against the labels, with intervals; McNemar on the decisions
+and DeLong on the ROC-AUCs for every pair of graders.
+
+Every decision is the grader's own (its threshold is fixed before the evaluation pairs are seen:
+calibrated on training pairs or read from the model's manifest); nothing here is tuned on them."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats as sps
 
-from lorag_harness.errors import LoragError
-from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
 
 
+def average_precision(y, scores, axis=-1):
+    """Average precision (area under the precision-recall curve, scikit-learn's step-wise
+    definition) along the last axis; NaN without positives."""
+    from sklearn.metrics import average_precision_score
+
+    y, scores = np.asarray(y, bool), np.asarray(scores, float)
+    if y.ndim == 1:
+        return float(average_precision_score(y, scores)) if y.any() else float("nan")
+    flat_y, flat_s = y.reshape(-1, y.shape[-1]), scores.reshape(-1, y.shape[-1])
+    out = [average_precision_score(a, b) if a.any() else np.nan for a, b in zip(flat_y, flat_s)]
+    return np.asarray(out, float).reshape(y.shape[:-1])
+
+
+def delong(labels, a_scores, b_scores) -> dict:
+    """DeLong's test for two correlated ROC-AUCs on the same pairs (fast midrank form, Sun & Xu 2014):
+    AUC difference a - b, its 95% interval and two-sided p-value."""
+    y = np.asarray(labels, bool)
+    m, n = int(y.sum()), int((~y).sum())
+    out = {"test": "delong", "on": "roc_auc"}
+    if m < 2 or n < 2:
+        return {**out, "mean_diff": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    aucs, v10, v01 = [], [], []
+    for s in (np.asarray(a_scores, float), np.asarray(b_scores, float)):
+        pos, neg = s[y], s[~y]
+        tz = sps.rankdata(np.concatenate([pos, neg]))
+        tx, ty = sps.rankdata(pos), sps.rankdata(neg)
+        aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
+        v10.append((tz[:m] - tx) / n)  # per positive: share of negatives ranked below
+        v01.append(1.0 - (tz[m:] - ty) / m)  # per negative: share of positives ranked above
+    cov = np.cov(np.array(v10)) / m + np.cov(np.array(v01)) / n
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    diff = float(aucs[0] - aucs[1])
+    if var <= 1e-15:
+        return {**out, "mean_diff": diff, "low": diff, "high": diff, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0,
+                "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
+    se = var ** 0.5
+    return {**out, "mean_diff": diff, "low": diff - 1.96 * se, "high": diff + 1.96 * se,
+            "p_value": float(2 * sps.norm.sf(abs(diff) / se)), "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
+
+
 def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
-    """Accuracy, precision, recall (Wilson), F1 (bootstrap), ROC-AUC, parse failures.
-    An unparsed decision (None) counts as "not relevant"."""
+    """Accuracy, precision, recall (Wilson), F1 (bootstrap), ROC-AUC and average precision
+    (bootstrap), the prevalence and parse failures. An unparsed decision (None) counts as "not relevant"."""
     y = np.asarray(labels, dtype=bool)
     failures = sum(p is None for p in predicted)
     yhat = np.asarray([bool(p) for p in predicted], dtype=bool)
@@ -23,68 +66,44 @@ def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
         "recall": wilson(tp, tp + fn),
         "f1": bootstrap(f1, y, yhat),
         "roc_auc": Metric(None),
+        "average_precision": Metric(None),
+        "positive_rate": Metric(float(y.mean()) if len(y) else None, n=len(y), better=None),
         "parse_failures": Metric(failures, n=len(y), better="lower"),
     }
     if all(s is not None for s in scores) and len(set(y.tolist())) == 2:
-        metrics["roc_auc"] = bootstrap(roc_auc, y, np.asarray(scores, float))
+        s = np.asarray(scores, float)
+        metrics["roc_auc"] = bootstrap(roc_auc, y, s)
+        metrics["average_precision"] = bootstrap(average_precision, y, s, n_resamples=500)
     return metrics
 
 
 class S1Relevance(EvalPairsTask):
-    """Relevance decisions on the eval pairs: accuracy, precision, recall, F1, ROC-AUC."""
+    """Relevance decisions on the eval pairs: accuracy, precision, recall, F1, ROC-AUC, average precision."""
 
     name = "s1-relevance"
 
     def __init__(self, limit: int | None = None):
         self.limit = limit
 
-    def check(self, dataset) -> None:
-        if not self.pairs(dataset):
-            raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
-
-    def check(self, dataset) -> None:
-        if not self.pairs(dataset):
-            raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
-
     def run(self, dataset, judge) -> TaskResult:
         pairs = self.pairs(dataset)
         judgments = judge(pairs)
         metrics = relevance_metrics([p.label for p in pairs], [j.relevant for j in judgments], [j.score for j in judgments])
         correct = [j.relevant is not None and j.relevant == p.label for p, j in zip(pairs, judgments)]
-        return TaskResult(metrics, [pair_record(p, j) for p, j in zip(pairs, judgments)], {"correct": correct})
+        paired = {"correct": correct}
+        if all(j.score is not None for j in judgments):
+            paired.update(label=[p.label for p in pairs], score=[j.score for j in judgments])
+        return TaskResult(metrics, [pair_record(p, j) for p, j in zip(pairs, judgments)], paired)
 
     def compare(self, results):
-        return pairwise(results, "correct", mcnemar_exact)
-
-    @classmethod
-    def charts(cls, results):
-        """Confusion matrices and a reliability diagram (HTML report)."""
-        from sklearn.metrics import confusion_matrix
-
-        from lorag_harness import plots
-
-        y = {g: [bool(x["label"]) for x in r.records] for g, r in results.items()}
-        cms = {g: confusion_matrix(y[g], [bool(x["relevant"]) for x in r.records], labels=[False, True])
-               for g, r in results.items()}
-        curves = {g: (y[g], [x["score"] for x in r.records]) for g, r in results.items()}
-        return [("Confusion matrices", plots.confusion_matrices(cms)), ("Reliability", plots.reliability(curves))]
-
-    @classmethod
-    def tables(cls, results, limit: int = 30):
-        """The pairs on which graders disagree (first ``limit``)."""
-        graders = list(results)
-        if len(graders) < 2:
-            return []
-        recs = {g: results[g].records for g in graders}
-        found = []
-        for i, rec in enumerate(recs[graders[0]]):
-            decisions = [recs[g][i]["relevant"] for g in graders]
-            if len(set(decisions)) > 1:
-                cells = [f"{'✔' if recs[g][i]['relevant'] == rec['label'] else '✘'} "
-                         f"{'' if recs[g][i]['score'] is None else round(recs[g][i]['score'], 2)}" for g in graders]
-                found.append([rec["pair_id"], rec["query"], rec.get("document", ""), rec["label"], *cells])
-        return [(f"Disagreements (s1-relevance): {len(found)} pairs", ["pair", "query", "document", "label", *graders],
-                 found[:limit])]
+        out = pairwise(results, "correct", mcnemar_exact)
+        names = sorted(results)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                pa, pb = results[a].paired, results[b].paired
+                if "score" in pa and "score" in pb and pa.get("label") == pb.get("label"):
+                    out.append({"a": a, "b": b, **delong(pa["label"], pa["score"], pb["score"])})
+        return out
 
 
 @hookimpl

@@ -9,7 +9,8 @@ from .examples import Example
 
 
 def balance(examples: list[Example], mode: str, rng: random.Random) -> list[Example]:
-    """``over``: repeat the minority class; ``under``: drop from the majority; ``none``: as is."""
+    """``over``: repeat the minority class; ``under``: drop from the majority; ``both``: meet half-way
+    (the minority repeated and the majority sampled down to the mean of the two counts); ``none``: as is."""
     if mode == "none":
         return list(examples)
     pos = [e for e in examples if e.label]
@@ -22,7 +23,10 @@ def balance(examples: list[Example], mode: str, rng: random.Random) -> list[Exam
         return big + small + extra
     if mode == "under":
         return small + rng.sample(big, len(small))
-    raise ValueError(f"unknown balance mode {mode!r}: over, under or none")
+    if mode == "both":
+        n = (len(small) + len(big)) // 2
+        return rng.sample(big, n) + [small[i % len(small)] for i in range(n)]
+    raise ValueError(f"unknown balance mode {mode!r}: over, under, both or none")
 
 
 def length_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:

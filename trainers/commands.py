@@ -36,6 +36,8 @@ def train_options(f):
         click.option("--dataset", "-d", default="reuters-r8", show_default=True),
         click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
         click.option("--seed", type=int, default=13, show_default=True),
+        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True,
+                     help="Share of relevant pairs the pair builder makes (0.123 in the Lightweight Relevance Grader paper)"),
         click.option("--base-model", default=None, help="HF model id or path (default: packaged SmolLM2)"),
         click.option("--from", "init_adapter", default=None, help="Adapter to start from (stage s2: the S1 adapter)"),
         click.option("--out", required=True, help="Adapter folder to write"),
@@ -84,7 +86,8 @@ def register_commands(cli):
         """Train the S1 adapter (loss on the relevant value) or S2 (from S1, loss on the reason)."""
         if stage == "s2" and not o["init_adapter"]:
             raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
-        dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"]})
+        dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"],
+                                                  "positive_rate": o["positive_rate"]})
         train_with_progress(make_config(stage, o), dataset)
 
     @cli.command()

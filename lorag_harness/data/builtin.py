@@ -13,7 +13,7 @@ from .pairs import build_dataset, reference_summary
 from .readers import read_pair_rows, read_pairs_jsonl
 from .topics import readable
 
-PAIR_OPTIONS = ("n_train", "n_eval", "corpus_size", "n_queries", "seed", "max_words")
+PAIR_OPTIONS = ("n_train", "n_eval", "corpus_size", "n_queries", "seed", "max_words", "positive_rate")
 
 
 def _pair_options(options: dict) -> dict:

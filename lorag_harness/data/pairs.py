@@ -54,17 +54,44 @@ def balanced_sample(docs: list[tuple[str, str]], n: int, rng: random.Random, ski
     return out
 
 
-def make_pairs(docs, topics: dict[str, str], rng: random.Random, prefix: str) -> list[Pair]:
-    """One positive and one negative pair per document."""
+def make_pairs(docs, topics: dict[str, str], rng: random.Random, prefix: str, positive_rate: float = 0.5) -> list[Pair]:
+    """One positive and one negative pair per document; with another ``positive_rate``, two pairs
+    per document still, some documents getting two negatives (or two positives) instead."""
     labels = sorted(topics)
     if len(labels) < 2:
         raise LoragError("building pairs needs at least two topics")
+    if not 0.0 < positive_rate < 1.0:
+        raise LoragError(f"positive_rate must be between 0 and 1 (exclusive), not {positive_rate}")
+    if positive_rate != 0.5:
+        return _pairs_at_rate(docs, topics, labels, rng, prefix, positive_rate)
     pairs = []
     for i, (label, text) in enumerate(docs):
         other = rng.choice([lab for lab in labels if lab != label])
         for qlabel, rel in ((label, True), (other, False)):
             query = rng.choice(PHRASINGS).format(t=topics[qlabel])
             pairs.append(Pair(query, text, rel, topics[qlabel], topics[label], f"{prefix}{i}-{'pos' if rel else 'neg'}"))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def _pairs_at_rate(docs, topics, labels, rng, prefix, rate) -> list[Pair]:
+    """2 pairs per document, round(rate * all) of them relevant (at least one of each class)."""
+    total = 2 * len(docs)
+    n_pos = min(max(round(rate * total), 1), total - 1)
+    pairs = []
+    for i, (label, text) in enumerate(docs):
+        mixed = i < (n_pos if n_pos <= len(docs) else total - n_pos)
+        if mixed:
+            other = rng.choice([lab for lab in labels if lab != label])
+            plan = [(label, rng.choice(PHRASINGS), True), (other, rng.choice(PHRASINGS), False)]
+        elif n_pos <= len(docs):  # two different negative queries
+            combos = [(o, ph) for o in labels if o != label for ph in PHRASINGS]
+            plan = [(o, ph, False) for o, ph in rng.sample(combos, 2)]
+        else:  # two phrasings of the document's own topic
+            plan = [(label, ph, True) for ph in rng.sample(PHRASINGS, 2)]
+        for k, (qlabel, phrasing, rel) in enumerate(plan):
+            query = phrasing.format(t=topics[qlabel])
+            pairs.append(Pair(query, text, rel, topics[qlabel], topics[label], f"{prefix}{i}-{'pos' if rel else 'neg'}{k}"))
     rng.shuffle(pairs)
     return pairs
 
@@ -80,6 +107,7 @@ def build_dataset(
     n_queries: int = 16,
     seed: int = 13,
     max_words: int = 120,
+    positive_rate: float = 0.5,
 ) -> Dataset:
     """Seeded train/eval pairs from ``(label, text)`` documents; the retrieval corpus comes from
     held-out documents. No text (as the grader sees it) is used twice: training, evaluation and
@@ -117,8 +145,8 @@ def build_dataset(
         queries.append(Query(f"q{i}", phrasing.format(t=topics[label]), label))
     qrels = {q.query_id: {d.doc_id: int(d.topic == q.topic) for d in corpus} for q in queries}
 
-    train_pairs = make_pairs(train, topics, rng, "tr")
-    eval_pairs = make_pairs(eval_docs, topics, rng, "ev")
+    train_pairs = make_pairs(train, topics, rng, "tr", positive_rate)  # positive_rate: share of relevant pairs
+    eval_pairs = make_pairs(eval_docs, topics, rng, "ev", positive_rate)
     references = {
         p.pair_id: {
             "query_topic": p.query_topic,

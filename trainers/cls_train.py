@@ -1,0 +1,216 @@
+"""``lorag train cls``: a decoder LM with a 2-class sequence-classification head.
+
+Modes as in the "Lightweight Relevance Grader" paper: ``lora`` (LoRA adapters, the head trained
+and saved through peft's ``modules_to_save``), ``full`` (every weight) and ``head`` (frozen
+backbone, only the head). Weighted cross-entropy (class weights from the counts after
+balancing), ``--balance over|under|both|none``; the threshold is calibrated on training pairs."""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+
+import click
+import numpy as np
+
+from lorag_harness.errors import LoragError
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.model import pairs_hash
+
+from .batching import balance
+from .rerank_train import (calibration, calibration_sample, check_out, check_training_pairs, config_key, dataset_for,
+                           run_with_progress, train_group, write_manifest)
+
+MODES = ("lora", "full", "head")
+BALANCE = ("none", "over", "under", "both")
+DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
+
+
+@dataclass
+class ClsConfig:
+    out: str
+    base_model: str | None = None  # None: the packaged SmolLM2-135M-Instruct
+    mode: str = "lora"
+    balance: str = "none"
+    class_weight: bool = True  # weighted cross-entropy: n / (2 n_class) after balancing
+    epochs: float = 1.0
+    steps: int | None = None
+    batch_size: int = 16
+    lr: float | None = None  # None: by mode
+    warmup: float = 0.1
+    r: int = 16
+    alpha: int = 32
+    max_doc_tokens: int = 64
+    bf16: bool = True
+    calibration_pairs: int = 512
+    seed: int = 13
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise LoragError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.balance not in BALANCE:
+            raise LoragError(f"--balance must be one of {', '.join(BALANCE)}, not {self.balance!r}")
+        for name in ("batch_size", "r", "alpha", "max_doc_tokens"):
+            if getattr(self, name) < 1:
+                raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise LoragError(f"--steps must be >= 1, not {self.steps}")
+        if self.epochs <= 0 or (self.lr is not None and self.lr <= 0) or not 0 <= self.warmup < 1:
+            raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+        if self.calibration_pairs < 0:
+            raise LoragError("--calibration-pairs must be >= 0")
+
+
+def build(cfg: ClsConfig):
+    """(model, core, tokenizer): ``core`` is the sequence-classification model the head sits on."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lorag_harness.lm import resolve_model_path
+
+    path = resolve_model_path(cfg.base_model)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype=torch.float32)
+    except Exception as e:  # noqa: BLE001 - a bad --base-model: one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoragError(f"--base-model {cfg.base_model}: cannot load it with a classification head ({first})") from None
+    if not hasattr(model, "score"):
+        raise LoragError(f"--base-model {cfg.base_model}: {type(model).__name__} is not a decoder with a 'score' head")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    model.config.pad_token_id = tok.pad_token_id
+    if cfg.mode == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.r, lora_alpha=cfg.alpha,
+                                                 lora_dropout=0.0, modules_to_save=["score"]))
+        return model, model.get_base_model(), tok
+    if cfg.mode == "head":
+        for name, param in model.named_parameters():
+            param.requires_grad = name.startswith("score.")
+    return model, model, tok
+
+
+def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
+    """Train, calibrate on training pairs, save to ``cfg.out``; returns the manifest."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import get_linear_schedule_with_warmup
+
+    from lorag_harness.graders.cls_head import cls_logits, encode_pairs, head_logits, pad_batch
+    from lorag_harness.graders.cross_encoder import probe_records, to_probability
+    from lorag_harness.lm import compute
+
+    cfg.check()
+    pairs = list(dataset.train_pairs)
+    check_training_pairs(pairs, "lorag train cls")
+    out = check_out(cfg.out)
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model, core, tok = build(cfg)
+    examples = balance(pairs, cfg.balance, rng)
+    n_pos = sum(e.label for e in examples)
+    counts = torch.tensor([len(examples) - n_pos, n_pos], dtype=torch.float32)
+    weight = counts.sum() / (2 * counts) if cfg.class_weight else None
+    seqs = encode_pairs(tok, examples, cfg.max_doc_tokens)
+    labels = [int(e.label) for e in examples]
+    steps = cfg.steps or max(1, math.ceil(cfg.epochs * len(examples) / cfg.batch_size))
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = cfg.lr or DEFAULT_LR[cfg.mode]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
+    order: list[int] = []
+    losses = []
+    model.train()
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        if len(order) < cfg.batch_size:
+            order += rng.sample(range(len(seqs)), len(seqs))
+        rows, order = order[: cfg.batch_size], order[cfg.batch_size :]
+        ids, mask, pos = pad_batch([seqs[i] for i in rows], tok.pad_token_id)
+        with compute("bf16" if cfg.bf16 else None):
+            logits = head_logits(core, ids, mask, pos)
+        loss = F.cross_entropy(logits.float(), torch.tensor([labels[i] for i in rows]), weight=weight)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+        if progress:
+            progress(step, steps, losses[-1])
+    seconds = time.perf_counter() - start
+    model.eval()
+    sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
+    cal = None
+    if cfg.calibration_pairs and len({p.label for p in sample}) == 2:
+        probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id,
+                                          bf16=cfg.bf16))
+        cal = calibration([p.label for p in sample], probs)
+    probe = sample[:4]
+    probe_p = to_probability(cls_logits(core, encode_pairs(tok, probe, cfg.max_doc_tokens), tok.pad_token_id))
+    model.save_pretrained(str(out))  # lora: the adapter with the head (modules_to_save); else the whole model
+    tok.save_pretrained(str(out))
+    tail = losses[-max(1, len(losses) // 10):]
+    manifest = {
+        "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
+        "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "lr": lr,
+                  "class_weights": weight.tolist() if weight is not None else None},
+        "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,
+                    "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
+                    "steps_per_s": round(steps / seconds, 3) if seconds else None},
+        "calibration": cal,
+        "probe": probe_records(probe, probe_p),  # the grader checks that the saved model reproduces these
+    }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def cls_options(f):
+    opts = [
+        click.option("--dataset", "-d", default="reuters-r8", show_default=True),
+        click.option("--train-pairs", type=int, default=1600, show_default=True),
+        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+                     show_default=True, help="Share of relevant pairs (the Lightweight Relevance Grader paper: 0.123)"),
+        click.option("--seed", type=int, default=13, show_default=True),
+        click.option("--base-model", default=None, help="HF model id or folder (default: packaged SmolLM2-135M-Instruct)"),
+        click.option("--out", required=True, help="Folder to write (grade with -g cls:OUT)"),
+        click.option("--mode", type=click.Choice(MODES), default="lora", show_default=True,
+                     help="lora: adapters + head; full: all weights; head: frozen backbone"),
+        click.option("--balance", type=click.Choice(BALANCE), default="none", show_default=True,
+                     help="over: repeat positives; under: drop negatives; both: meet half-way"),
+        click.option("--class-weight/--no-class-weight", default=True, show_default=True,
+                     help="Weighted cross-entropy (weights from the class counts after balancing)"),
+        click.option("--epochs", type=float, default=1.0, show_default=True),
+        click.option("--steps", type=int, default=None, help="Default: from --epochs"),
+        click.option("--batch-size", type=int, default=16, show_default=True),
+        click.option("--lr", type=float, default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
+        click.option("--r", "r", type=int, default=16, show_default=True),
+        click.option("--alpha", type=int, default=32, show_default=True),
+        click.option("--max-doc-tokens", type=int, default=64, show_default=True),
+        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
+        click.option("--calibration-pairs", type=int, default=512, show_default=True),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@hookimpl(trylast=True)
+def register_commands(cli):
+    group = train_group(cli)
+
+    @group.command("cls")
+    @cls_options
+    def cls(**o):
+        """Train a decoder with a 2-class head (grade with -g cls:OUT)."""
+        cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
+                                              "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
+                                              "calibration_pairs", "seed")})
+        cfg.check()
+        check_out(cfg.out)
+        run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")
