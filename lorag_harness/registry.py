@@ -53,10 +53,10 @@ def datasets(pm=None) -> dict[str, Entry]:
 
 
 def _pm(pm):
-    if pm is None:
-        from .plugins import pm as default
+    from .plugins import check_plugins, pm as default
 
-        return default
+    pm = default if pm is None else pm
+    check_plugins(pm)  # a plug-in that failed to load is an error here, on first use
     return pm
 
 
