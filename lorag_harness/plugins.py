@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "lorag_harness.tasks.rag_p5",
     "lorag_harness.data.builtin",
     "lorag_harness.trainers.commands",
+    "lorag_harness.grade",
     "lorag_harness.trainers.rerank_train",
     "lorag_harness.trainers.cls_train",
     "lorag_harness.serve",
