@@ -139,7 +139,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if progress:
             progress(step, steps, losses[-1])
     seconds = time.perf_counter() - start
