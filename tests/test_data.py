@@ -54,7 +54,8 @@ def test_packaged_builders_never_reuse_a_document(stem):
     assert not set(train) & set(evaluation) and not set(corpus) & (set(train) | set(evaluation))
     assert any("documents passed over" in n for n in ds.notes)
     # what the issue measured: repeated pairs, no leaks, one label per pair
-    assert check_dataset(ds).notes == ds.notes
+    notes = list(ds.notes)
+    assert check_dataset(ds, disjoint="documents").notes == notes
 
 
 def test_builder_reports_what_it_could_not_build():
@@ -245,10 +246,14 @@ def test_ag_news_csv(tmp_path):
 
 def test_any_dataset_plugin_is_checked():
     a, b, c = (Pair("q", f"doc {i}", i == 0) for i in range(3))
-    ds = check_dataset(Dataset("third", [a, c, c], [a, b, b]))
-    assert ds.eval_pairs == [a, b] and ds.train_pairs == [c]
+    a2 = Pair("another query", "doc 0", False)
+    ds = check_dataset(Dataset("third", [a, c, c, a2], [a, b, b]))
+    assert ds.eval_pairs == [a, b] and ds.train_pairs == [c, a2]
     assert ds.notes == ["third: 2 duplicate pairs removed",
-                        "third: 1 training pairs removed: their documents are also in the evaluation pairs"]
+                        "third: 1 training pairs removed: they are also evaluation pairs"]
+    ds = check_dataset(Dataset("third", [a, c, a2], [a, b]), disjoint="documents")
+    assert ds.train_pairs == [c]
+    assert ds.notes == ["third: 2 training pairs removed: their documents are also in the evaluation pairs"]
     with pytest.raises(LoragError, match="conflicts with"):
         check_dataset(Dataset("third", [Pair("q", "doc 0", False)], [a]))
     with pytest.raises(LoragError, match="dataset 'none' has no evaluation pairs"):

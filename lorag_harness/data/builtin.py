@@ -119,7 +119,7 @@ def load_jsonl(arg, options):
         unknown = set(ds.qrels) - {q.query_id for q in ds.queries}
         if unknown:
             raise DataError(str(qrels_file), None, f"qrels name queries not in queries.jsonl: {sorted(unknown)[:5]}")
-    return check_dataset(ds)
+    return check_dataset(ds, disjoint="documents")
 
 
 @hookimpl

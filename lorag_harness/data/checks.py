@@ -105,11 +105,14 @@ def limit(pairs: list[Pair], n: int | None, seed: int) -> list[Pair]:
     return [p for i, p in enumerate(pairs) if i in keep]
 
 
-def check_dataset(ds: Dataset) -> Dataset:
+def check_dataset(ds: Dataset, disjoint: str = "pairs") -> Dataset:
     """The checks every dataset passes, whichever plugin built it: evaluation pairs present, no
-    conflicting labels, duplicates dropped and no document in both halves (both noted)."""
+    conflicting labels, duplicates dropped, and no training pair that is also evaluated (with
+    ``disjoint="documents"``: no training pair whose document is evaluated). Changes are noted."""
     if not isinstance(ds, Dataset):
         raise LoragError(f"a dataset loader returned {type(ds).__name__}, not a lorag_harness.Dataset")
+    if disjoint not in ("pairs", "documents"):
+        raise ValueError(f"disjoint must be 'pairs' or 'documents', not {disjoint!r}")
     for half in ("train_pairs", "eval_pairs"):
         bad = next((p for p in getattr(ds, half) if not isinstance(p, Pair)), None)
         if bad is not None:
@@ -123,9 +126,16 @@ def check_dataset(ds: Dataset) -> Dataset:
     ds.eval_pairs, ds.train_pairs = [r.pair for r in evaluation], [r.pair for r in train]
     if dropped_eval or dropped_train:
         ds.notes.append(f"{ds.name}: {dropped_eval + dropped_train} duplicate pairs removed")
-    ds.train_pairs, leaked = drop_leaks(ds.train_pairs, ds.eval_pairs)
+    if disjoint == "documents":
+        ds.train_pairs, leaked = drop_leaks(ds.train_pairs, ds.eval_pairs)
+        what = "their documents are also in the evaluation pairs"
+    else:
+        evaluated = {pair_key(p) for p in ds.eval_pairs}
+        kept = [p for p in ds.train_pairs if pair_key(p) not in evaluated]
+        ds.train_pairs, leaked = kept, len(ds.train_pairs) - len(kept)
+        what = "they are also evaluation pairs"
     if leaked:
-        ds.notes.append(f"{ds.name}: {leaked} training pairs removed: their documents are also in the evaluation pairs")
+        ds.notes.append(f"{ds.name}: {leaked} training pairs removed: {what}")
     return ds
 
 
