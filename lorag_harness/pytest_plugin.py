@@ -120,7 +120,8 @@ class Harness:
             key = (grader, dataset, ds.fingerprint(), repr(sorted((k, options[k]) for k in CONTEXT_KEYS if k in options)))
             if key not in self._graders:
                 self._graders[key] = build_grader(grader, context, self.pm)
-            task_options = {k: v for k, v in options.items() if k not in DATASET_KEYS + CONTEXT_KEYS}
+            # as in `lorag bench`: a task gets the options its constructor takes (embedder, n_queries, …)
+            task_options = {k: v for k, v in options.items() if k not in MARKER_KEYS}
             cache = JudgmentCache(self.cache_path)
             try:
                 return build_task(task, {task: task_options}, self.pm).run(ds, make_judge(self._graders[key], cache, 32))
