@@ -162,3 +162,26 @@ def test_bad_training_options_fail_before_training(tiny_bert, tmp_path):
                           (["--out", str(tmp_path / "x"), "--positive-rate", "1.5"], "positive-rate")):
         result = CliRunner().invoke(cli, ["train", "reranker", "--from", tiny_bert, *args])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.integration  # the packaged MiniLM embeds the corpus for rag-p5; several minutes under load
+def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_dir, tiny_bert, tmp_path, monkeypatch):
+    from lorag_harness.trainers import profiles
+
+    tiny = {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8}
+    monkeypatch.setitem(profiles.PROFILES, "quick", {
+        "s1": {**tiny, "val_pairs": 0}, "s2": tiny, "reranker": {"steps": 2, "batch_size": 4, "calibration_pairs": 8},
+        "cls": {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8, "bf16": False}})
+    out = tmp_path / "demo"
+    args = ["demo", "--out-dir", str(out), "--base-model", tiny_model_dir, "--reranker-from", tiny_bert, "--with", "cls",
+            "--train-pairs", "24", "--eval-pairs", "8", "--rag-queries", "2", "--s2-pairs", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["results"]["s1-relevance"]) == {"base", f"s1:{out}/adapters/s1", f"s2:{out}/adapters/s2", "embedding",
+                                                      f"cross-encoder:{out}/models/reranker", f"cls:{out}/models/cls"}
+    assert f"cross-encoder:{out}/models/reranker" not in report["results"]["s2-reasoning"]  # it gives no reasons
+    assert {"train s1", "train s2", "train reranker", "train cls"} <= set(report["config"]["demo_stages"])
+    assert any(c["test"] == "delong" for c in report["comparisons"]["s1-relevance"])
+    again = CliRunner().invoke(cli, args)  # nothing retrained: the models are current
+    assert again.exit_code == 0 and "reranker" in again.output and "is current" in again.output

@@ -1,4 +1,6 @@
-"""``lorag demo``: train S1 and S2 with a profile, then benchmark base, s1, s2 (free and constrained) and embedding."""
+"""``lorag demo``: train S1, S2 and a cross-encoder reranker (and, with ``--with cls``, a
+classification head), then compare them with the prompted base and the embedding grader.
+Each stage's wall time is printed and stored in the report (``config.demo_stages``)."""
 from __future__ import annotations
 
 import time
@@ -6,47 +8,134 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from .profiles import PROFILES
 
 err = Console(stderr=True)
+EXTRAS = ("cls", "s2-json")
+
+
+class Stages:
+    """Wall time per stage, printed as each ends."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 1)
+            err.print(f"[dim]stage {name}: {self.seconds[name]:.0f} s[/]")
+
+    def table(self) -> Table:
+        table = Table(title="demo stages (wall time)", title_justify="left", header_style="bold")
+        table.add_column("stage")
+        table.add_column("s", justify="right")
+        for name, s in self.seconds.items():
+            table.add_row(name, f"{s:.0f}")
+        table.add_row("[bold]total[/]", f"[bold]{sum(self.seconds.values()):.0f}[/]")
+        return table
+
+
+def merge_results(parts, tasks, pm=None):
+    """One BenchResult from runs over the same dataset with different graders."""
+    from lorag_harness.runner import build_task
+
+    first = parts[0]
+    for other in parts[1:]:
+        first.graders += other.graders
+        for task, by in other.results.items():
+            first.results.setdefault(task, {}).update(by)
+        first.timings.update(other.timings)
+        first.notes += [n for n in other.notes if n not in first.notes]
+    first.comparisons = {t: build_task(t, {}, pm).compare(first.results[t]) for t in first.tasks if t in tasks}
+    return first
 
 
 @click.command()
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="quick", show_default=True)
-@click.option("--out-dir", default="runs/demo", show_default=True, help="Adapters and report go here")
-@click.option("--retrain", is_flag=True, help="Train again even if the adapters are current")
+@click.option("--out-dir", default="runs/demo", show_default=True, help="Models and report go here")
+@click.option("--retrain", is_flag=True, help="Train again even if the models are current")
+@click.option("--with", "extras", type=click.Choice(EXTRAS), multiple=True,
+              help="Also train and grade with a classification head (cls), or grade S2 with constrained JSON (s2-json)")
 @click.option("--eval-pairs", type=click.IntRange(min=2), default=200, show_default=True)
 @click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True)
-@click.option("--s2-pairs", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="Share of relevant pairs (0.123: the Lightweight Relevance Grader setting)")
+@click.option("--s2-pairs", type=click.IntRange(min=1), default=24, show_default=True)
 @click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--base-model", default=None)
+@click.option("--base-model", default=None, help="Decoder for base, s1, s2 and cls (default: packaged SmolLM2)")
+@click.option("--reranker-from", default=None, help="Reranker start (default: the packaged all-MiniLM-L6-v2 encoder)")
 @click.option("--seed", type=int, default=13, show_default=True)
-def demo(profile, out_dir, retrain, eval_pairs, train_pairs, s2_pairs, rag_queries, base_model, seed):
-    """Train S1 and S2 on Reuters R8, then compare base, s1, s2, s2-json and embedding on all three tasks."""
-    from lorag_harness.bench_run import run_and_report
-    from lorag_harness.runner import BenchConfig, load_dataset
+def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_rate, s2_pairs, rag_queries, base_model,
+         reranker_from, seed):
+    """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
+    (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
+    from lorag_harness.bench_run import stdout_console
+    from lorag_harness.checks import check_output
+    from lorag_harness.export import write_report
+    from lorag_harness.report import print_report
+    from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, run_bench
 
+    from .cls_train import ClsConfig, train_cls
     from .commands import train_with_progress
+    from .rerank_train import RerankConfig, is_current as model_is_current, run_with_progress, train_reranker
     from .train import TrainConfig, is_current
 
-    start = time.perf_counter()
+    stages = Stages()
     out = Path(out_dir)
-    options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed}
-    dataset = load_dataset("reuters-r8", options)
+    report = out / "report.json"
+    check_output(str(report))
+    options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
+               "positive_rate": positive_rate}
+    dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
+    prof = PROFILES[profile]
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
+    rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
-                          seed=seed, **PROFILES[profile][stage])
+                          seed=seed, **prof[stage])
         if not retrain and is_current(cfg, dataset.train_pairs):
             err.print(f"{stage}: {folder} is current, not retrained (--retrain to force)")
             continue
-        train_with_progress(cfg, dataset)
-    max_doc = PROFILES[profile]["s1"].get("max_doc_tokens", 160)
-    config = BenchConfig(
-        graders=["base", f"s1:{s1}", f"s2:{s2}", f"s2-json:{s2}", "embedding"], tasks=["s1-relevance", "s2-reasoning", "rag-p5"],
-        dataset="reuters-r8", dataset_options=options, base_model=base_model, max_doc_tokens=max_doc,
-        task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}},
-    )
-    run_and_report(config, str(out / "report.json"), None, dataset=dataset)
-    err.print(f"demo finished in {time.perf_counter() - start:.0f} s")
+        stages.run(f"train {stage}", train_with_progress, cfg, dataset)
+    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, **prof.get("reranker", {})), train_reranker)]
+    if "cls" in extras:
+        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, **prof.get("cls", {})), train_cls))
+    for what, cfg, fn in trainers:
+        if not retrain and model_is_current(cfg, dataset.train_pairs):
+            err.print(f"{what}: {cfg.out} is current, not retrained (--retrain to force)")
+            continue
+        stages.run(f"train {what}", run_with_progress, fn, cfg, dataset, what)
+
+    max_doc = prof["s1"].get("max_doc_tokens", 160)
+    lm_graders = ["base", f"s1:{s1}", f"s2:{s2}"] + ([f"s2-json:{s2}"] if "s2-json" in extras else [])
+    fast_graders = ["embedding", f"cross-encoder:{rr}"] + ([f"cls:{cls}"] if "cls" in extras else [])
+    common = dict(dataset="reuters-r8", dataset_options=options, base_model=base_model, max_doc_tokens=max_doc,
+                  task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}})
+    runs = [("bench LM graders", BenchConfig(graders=lm_graders, tasks=["s1-relevance", "s2-reasoning", "rag-p5"], **common)),
+            # the reranker and cls graders give no reasons: relevance and RAG P@5 only
+            ("bench embedding, reranker" + (", cls" if "cls" in extras else ""),
+             BenchConfig(graders=fast_graders, tasks=["s1-relevance", "rag-p5"], **common))]
+    parts, failure = [], None
+    for name, config in runs:
+        try:
+            parts.append(stages.run(name, run_bench, config, None, err, dataset=dataset))
+        except IncompleteRun as stopped:  # keep what finished, report it, then fail
+            parts.append(stopped.result)
+            failure = stopped.cause
+            break
+    result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
+    result.config["demo_stages"] = dict(stages.seconds)
+    result.config["demo_profile"] = {k: v for k, v in prof.items()}
+    console = stdout_console()
+    print_report(result, console)
+    console.print(stages.table())
+    path = write_report(result, report, None)
+    console.print(f"report written to {path}")
+    if failure is not None:
+        raise failure
+    err.print(f"demo finished in {sum(stages.seconds.values()):.0f} s")

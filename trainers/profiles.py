@@ -8,10 +8,16 @@ from AUC 0.931 to 0.858 (1.5e-4: 0.917; 1e-4: 0.924, but reason loss 0.54 instea
 PROFILES = {
     "quick": {
         "s1": {"steps": 100, "batch_size": 16, "lr": 4e-4, "warmup": 0.1, "dropout": 0.0, "max_doc_tokens": 48},
-        "s2": {"steps": 40, "batch_size": 8, "lr": 1.5e-4, "warmup": 0.1, "dropout": 0.0, "max_doc_tokens": 48},
+        "s2": {"steps": 40, "batch_size": 8, "lr": 1.5e-4, "warmup": 0.1, "dropout": 0.0, "max_doc_tokens": 48,
+               "autocast": "bf16"},
+        # lorag train reranker / cls (trainers/rerank_train.py RerankConfig, trainers/cls_train.py ClsConfig)
+        "reranker": {"steps": 80, "batch_size": 16, "lr": 1e-4, "max_length": 96, "bf16": True},
+        "cls": {"steps": 60, "batch_size": 16, "mode": "lora", "max_doc_tokens": 48, "bf16": True},
     },
     "full": {
         "s1": {"epochs": 2.0, "batch_size": 16, "lr": 2e-4, "warmup": 0.1},
         "s2": {"epochs": 2.0, "batch_size": 8, "lr": 2e-4, "warmup": 0.1},
+        "reranker": {"epochs": 2.0, "batch_size": 16, "lr": 5e-5, "max_length": 256},
+        "cls": {"epochs": 2.0, "batch_size": 16, "mode": "lora", "max_doc_tokens": 128, "bf16": False},
     },
 }
