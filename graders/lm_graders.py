@@ -25,7 +25,14 @@ class LMGrader(Grader):
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
         # P(true) at which a pair counts as relevant: the adapter's calibrated one, else 0.5
-        calibrated = lm.adapter_manifest(adapter).get("calibration", {}).get("threshold")
+        manifest = lm.adapter_manifest(adapter)
+        calibrated = manifest.get("calibration", {}).get("threshold")
+        if manifest.get("weak"):
+            import warnings
+
+            warnings.warn(f"grader {name}: {adapter} is a weak adapter (its training did not learn relevance: "
+                          f"{'; '.join(manifest.get('weak_reasons', [])) or 'see its manifest.json'})",
+                          UserWarning, stacklevel=2)
         self.threshold = threshold if threshold is not None else calibrated if calibrated is not None else 0.5
         self.prefix_cache = prefix_cache
         # one forward per batch: scoring runs short suffixes after the cached prefix, so it

@@ -1,4 +1,5 @@
 import json
+import math
 import random
 
 import pytest
@@ -86,7 +87,8 @@ def test_batching_and_balance():
 def adapters(tmp_path_factory, tiny_model_dir, r8_small):
     out = tmp_path_factory.mktemp("adapters")
     common = dict(base_model=tiny_model_dir, batch_size=4, max_doc_tokens=24, lr=5e-3, r=8, alpha=16, quant="none")
-    s1 = TrainConfig(stage="s1", out=str(out / "s1"), steps=25, **common)
+    # no validation slice here (threshold fitted on training pairs, last state saved); see the tests below
+    s1 = TrainConfig(stage="s1", out=str(out / "s1"), steps=25, val_pairs=0, **common)
     m1 = train(s1, r8_small)
     s2 = TrainConfig(stage="s2", out=str(out / "s2"), init_adapter=str(out / "s1"), steps=15, **common)
     m2 = train(s2, r8_small)
@@ -124,7 +126,9 @@ def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_smal
 
     for cfg, m in ((adapters[0], adapters[1]), (adapters[2], adapters[3])):
         c = m["calibration"]
-        assert c["pairs"] == min(256, len(r8_small.train_pairs)) and 0.0 <= c["threshold"] <= 1.0
+        # without a validation slice the threshold is fitted on training pairs
+        assert c["pairs"] == min(256, len(r8_small.train_pairs)) and c["on"] == "training"
+        assert 0.0 <= c["threshold"] <= 1.0
         g = LMGrader("s", base_model=tiny_model_dir, adapter=cfg.out, max_doc_tokens=24)
         assert g.threshold == c["threshold"]
         pairs = r8_small.eval_pairs[:12]
@@ -201,3 +205,167 @@ def test_adapter_on_another_base_is_refused(adapters):
         _factory("s1", needs_adapter=True)(s1.out, GraderContext(base_model=None))
     grader = _factory("s1", needs_adapter=True)(s1.out, GraderContext(base_model=s1.base_model))
     assert grader.adapter == s1.out
+
+
+# --- diagnostics, weak runs, time budget, objective -------------------------------------------
+
+def random_label_pairs(path, n_docs=60, seed=0):
+    """Pairs whose labels are coin flips: no model can learn them."""
+    rng = random.Random(seed)
+    words = "oil grain ships wheat bank rates trade gold coffee sugar jobs prices".split()
+    rows = []
+    for i in range(n_docs):
+        doc = f"doc {i}: " + " ".join(rng.choice(words) for _ in range(12))
+        for q in ("news about oil", "news about grain"):
+            rows.append({"query": q, "document": doc, "label": rng.random() < 0.5})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def tiny_train_args(tiny_model_dir, out, *extra):
+    return ["train", "s1", "--base-model", tiny_model_dir, "--out", str(out), "--quant", "none", "--steps", "12",
+            "--batch-size", "4", "--max-doc-tokens", "16", "--r", "4", "--alpha", "8", "--lr", "1e-3",
+            "--val-pairs", "40", "--val-every", "4", *extra]
+
+
+def test_random_labels_are_a_weak_run_with_exit_3(tiny_model_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from lorag_harness.cli import cli
+
+    data = random_label_pairs(tmp_path / "random.jsonl")
+    result = CliRunner().invoke(cli, tiny_train_args(tiny_model_dir, tmp_path / "a", "--dataset", f"jsonl:{data}"))
+    assert result.exit_code == 3, result.output
+    assert "weak adapter" in result.output and "Likely causes" in result.output and "--allow-weak" in result.output
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["weak"] is True and manifest["weak_reasons"]
+    assert (tmp_path / "a" / "adapter_model.safetensors").is_file()  # still saved
+    # the grader built from it says so
+    from lorag_harness.graders.lm_graders import LMGrader
+
+    with pytest.warns(UserWarning, match="weak adapter"):
+        LMGrader("s1", base_model=tiny_model_dir, adapter=str(tmp_path / "a"))
+    accepted = CliRunner().invoke(cli, tiny_train_args(tiny_model_dir, tmp_path / "b", "--dataset", f"jsonl:{data}",
+                                                       "--allow-weak"))
+    assert accepted.exit_code == 0, accepted.output
+    assert "weak adapter" in accepted.output
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["weak"] is True
+
+
+def test_verdict_names_the_prior_and_chance_auc():
+    from lorag_harness.trainers.diagnostics import hanley_mcneil, prior_entropy, verdict
+
+    prior = prior_entropy([True, False] * 50)
+    assert prior == pytest.approx(0.6931, abs=1e-4)
+    assert prior_entropy([True] * 30 + [False] * 70) < prior
+    lo, hi = hanley_mcneil(0.9, 96, 96)
+    assert 0.85 < lo < 0.9 < hi < 0.95
+    assert verdict(0.30, prior, 0.9, (lo, hi)) == []
+    assert any("label prior" in r for r in verdict(0.69, prior, 0.9, (lo, hi)))
+    assert any("near chance" in r for r in verdict(0.30, prior, 0.55, hanley_mcneil(0.55, 96, 96)))
+    # a high AUC on a handful of pairs is still not evidence: its interval reaches 0.5
+    assert any("near chance" in r for r in verdict(0.30, prior, 0.7, hanley_mcneil(0.7, 4, 4)))
+
+
+def test_validation_slice_is_held_out_by_document(r8_small):
+    from lorag_harness.trainers.diagnostics import split_by_document
+
+    fit, val = split_by_document(r8_small.train_pairs, 12, seed=13)
+    assert len(val) >= 12 and {p.label for p in val} == {True, False}
+    assert len(fit) + len(val) == len(r8_small.train_pairs)
+    assert not {p.document for p in fit} & {p.document for p in val}
+    eval_keys = {p.content_hash() for p in r8_small.eval_pairs} | {p.document for p in r8_small.eval_pairs}
+    assert not {p.content_hash() for p in val} & eval_keys and not {p.document for p in val} & eval_keys
+    assert split_by_document(r8_small.train_pairs, 0, 13) == (r8_small.train_pairs, [])
+
+
+def test_best_validation_state_is_the_one_saved(tiny_model_dir, r8_small, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from lorag_harness import prompts
+    from lorag_harness.graders.lm_scoring import score_true_false
+    from lorag_harness.trainers.diagnostics import split_by_document
+
+    cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", steps=16,
+                      batch_size=4, max_doc_tokens=16, r=4, alpha=8, lr=2e-2, val_pairs=16, val_every=2, patience=0)
+    m = train(cfg, r8_small)
+    v = m["validation"]
+    aucs = [c["auc"] for c in v["curve"]]
+    assert v["best_auc"] == pytest.approx(max(aucs), abs=1e-4) and m["metrics"]["steps_run"] == 16
+    assert v["best_step"] != v["curve"][-1]["step"]  # at this lr the last state is not the best one
+    _, val = split_by_document(r8_small.train_pairs, 16, cfg.seed)
+    assert v["pairs"] == len(val) == m["calibration"]["pairs"] and m["calibration"]["on"] == "validation"
+    assert m["examples"] == len(r8_small.train_pairs) - len(val)
+    model = lm.load_model(tiny_model_dir, cfg.out)
+    tok = lm.load_tokenizer(tiny_model_dir)
+    seqs = [prompts.encode(tok, p.query, p.document, prompts.PREFILL, 16) for p in val]
+    scores = score_true_false(model, seqs, prompts.single_token(tok, " true"), prompts.single_token(tok, " false"),
+                              tok.pad_token_id)
+    assert roc_auc_score([p.label for p in val], scores) == pytest.approx(v["best_auc"], abs=1e-4)
+    assert roc_auc_score([p.label for p in val], scores) != pytest.approx(aucs[-1], abs=1e-3)
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("45", 45)])
+def test_time_budget_parses(text, seconds):
+    from lorag_harness.trainers.diagnostics import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["10 minutes", "-5m", "0s", "m", "1e3s"])
+def test_bad_time_budget_is_one_clear_error(bad, tmp_path):
+    from click.testing import CliRunner
+
+    from lorag_harness.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "s1", "--out", str(tmp_path / "x"), "--time-budget", bad])
+    assert result.exit_code == 2 and "--time-budget" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_time_budget_sets_the_steps_within_the_epoch_cap(tiny_model_dir, r8_small, tmp_path):
+    from lorag_harness.trainers.train import budget_steps
+
+    cfg = TrainConfig(stage="s1", time_budget=100.0, val_every=10)
+    # first step discarded (warm-up); 1 s per step and 5 s per validation: 100 s hold 4 + (100-9-5)/1.5 steps
+    assert budget_steps(cfg, 10_000, [9.0, 1.0, 1.0, 1.0], 5.0, 9.0) == 4 + int(86 / 1.5)
+    assert budget_steps(cfg, 30, [9.0, 1.0, 1.0, 1.0], 5.0, 9.0) == 30  # never more than the epochs allow
+    assert budget_steps(cfg, 30, [9.0, 99.0, 99.0, 99.0], 5.0, 300.0) == 4  # never fewer than already run
+    # a generous budget runs the epoch cap (1 epoch of the training pairs left after validation)
+    m = train(TrainConfig(stage="s1", out=str(tmp_path / "b"), base_model=tiny_model_dir, quant="none",
+                          batch_size=4, max_doc_tokens=16, r=4, alpha=8, val_pairs=8, time_budget=3600), r8_small)
+    assert m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == math.ceil(m["examples"] / 4)
+
+
+def test_binary_objective_is_cross_entropy_over_the_two_answer_logits(tokenizer):
+    import torch.nn.functional as F
+    from conftest import make_tiny_llama
+
+    from lorag_harness.trainers.loss import value_ce
+
+    model = make_tiny_llama(tokenizer)
+    pairs = [PAIR, Pair("grain", "wheat exports rose sharply this year", False, "grain", "shipping", "p3")]
+    batch = collate(build_examples(tokenizer, pairs, None, "s1"), tokenizer.pad_token_id)
+    t, f = 2629, 7065
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    rows, cols = torch.nonzero(batch["weights"][:, 1:] > 0, as_tuple=True)
+    probs = logits[rows, cols].softmax(-1)
+    token, binary = value_ce(model, batch, t, f)
+    assert binary.item() == pytest.approx(F.cross_entropy(logits[rows, cols][:, [t, f]], torch.tensor([0, 1])).item(), rel=1e-5)
+    assert token.item() == pytest.approx(masked_loss(model, batch).item(), rel=1e-5)
+    # the token loss is the binary one plus the mass on every other token
+    outside = -torch.log(probs[:, t] + probs[:, f]).mean()
+    assert token.item() == pytest.approx(binary.item() + outside.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="binary objective"):
+        value_ce(model, collate(build_examples(tokenizer, pairs, None, "s2"), tokenizer.pad_token_id), t, f)
+    with pytest.raises(LoragError, match="binary objective"):
+        TrainConfig(stage="s2", objective="binary")
+
+
+def test_balanced_batches_are_half_positive():
+    from lorag_harness.trainers.batching import balanced_batches
+
+    exs = [Example([1] * n, [0.0] * (n - 1) + [1.0], n % 4 == 0) for n in range(2, 42)]
+    batches = balanced_batches(exs, 8, random.Random(0))
+    assert all(sum(e.label for e in b) * 2 == len(b) for b in batches)
+    assert {id(e) for b in batches for e in b} == {id(e) for e in exs}  # every example, minority repeated

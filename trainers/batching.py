@@ -53,3 +53,24 @@ def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         mask[row, :n] = 1
         weights[row, :n] = torch.tensor(e.weights)
     return {"input_ids": ids, "attention_mask": mask, "weights": weights}
+
+
+def balanced_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """Batches that are half positive, half negative (the smaller class is cycled), each half
+    length-sorted within windows like ``length_batches``; falls back to those with one class only."""
+    pos = [e for e in examples if e.label]
+    neg = [e for e in examples if not e.label]
+    half = batch_size // 2
+    if not pos or not neg or half == 0:
+        return length_batches(examples, batch_size, rng)
+    n = max(len(pos), len(neg))
+
+    def stream(group):
+        order = [group[i % len(group)] for i in rng.sample(range(n), n)]
+        window = half * 50
+        return [e for i in range(0, n, window) for e in sorted(order[i : i + window], key=lambda e: len(e.input_ids))]
+
+    p, q = stream(pos), stream(neg)
+    batches = [p[i : i + half] + q[i : i + half] for i in range(0, n, half)]
+    rng.shuffle(batches)
+    return batches

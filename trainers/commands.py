@@ -9,26 +9,54 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 
-from .profiles import PROFILES
+from .profiles import DEFAULT_PROFILE, PROFILES
 
 err = Console(stderr=True)
 
 
+WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
+
+
 def train_with_progress(cfg, dataset) -> dict:
+    """Train with a Rich progress bar (loss and validation AUC); print the summary and, for a weak run,
+    a warning with its reasons and likely causes. Returns the manifest."""
     from .train import train
 
     columns = (TextColumn("train {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("val AUC {task.fields[auc]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err) as progress:
-        bar = progress.add_task("train", total=None, stage=cfg.stage, loss=float("nan"))
-        manifest = train(cfg, dataset, lambda step, total, loss: progress.update(bar, completed=step, total=total, loss=loss))
+        bar = progress.add_task("train", total=None, stage=cfg.stage, loss=float("nan"), auc="–")
+
+        def update(step, total, loss, auc):
+            progress.update(bar, completed=step, total=total, loss=loss, auc="–" if auc is None else f"{auc:.3f}")
+
+        manifest = train(cfg, dataset, update)
     m = manifest["metrics"]
-    err.print(f"{cfg.stage}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
-              f"({m['steps_per_s']:.3f} steps/s, {m['examples_per_s']:.2f} examples/s) → {cfg.out}")
+    err.print(f"{cfg.stage}: {m['steps_run']} steps ({m['stopped']}), loss {m['first_loss']:.3f} → "
+              f"{m['final_loss']:.3f} in {m['seconds']:.0f} s ({m['steps_per_s']:.3f} steps/s, "
+              f"{m['examples_per_s']:.2f} examples/s) → {cfg.out}")
+    if v := manifest.get("validation"):
+        lo, hi = v["best_auc_interval"]
+        err.print(f"{cfg.stage}: validation ROC-AUC {v['base_auc']:.3f} (base) → best {v['best_auc']:.3f} "
+                  f"({lo:.3f}–{hi:.3f}) at step {v['best_step']} on {v['pairs']} held-out training pairs "
+                  f"({v['documents']} documents); that state is the one saved")
     if c := manifest.get("calibration"):
-        err.print(f"{cfg.stage}: P(true) threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
+        err.print(f"{cfg.stage}: P(true) threshold {c['threshold']:.3f} fitted on {c['pairs']} {c['on']} pairs "
                   f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
+    if manifest.get("weak"):
+        print_weak(cfg.out, manifest)
     return manifest
+
+
+def print_weak(out, manifest: dict) -> None:
+    from .diagnostics import WEAK_CAUSES
+
+    err.print(f"[bold red]WARNING: {out} is a weak adapter: this run did not learn relevance.[/]")
+    for reason in manifest.get("weak_reasons", []):
+        err.print(f"  - {reason}")
+    err.print("  Likely causes: " + "; ".join(WEAK_CAUSES) + ".")
+    err.print('  The adapter is saved with "weak": true in its manifest; graders built from it warn.')
 
 
 def train_options(f):
@@ -45,7 +73,8 @@ def train_options(f):
         click.option("--weight", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="With --loss weighted"),
         click.option("--quant", type=click.Choice(["auto", "nf4", "none"]), default="auto", show_default=True,
                      help="auto: nf4 on CUDA, plain LoRA on CPU"),
-        click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None, help="Preset hyper-parameters"),
+        click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
+                     help="Preset hyper-parameters (options below override them)"),
         click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: one epoch"),
         click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None),
         click.option("--batch-size", type=click.IntRange(min=1), default=None),
@@ -56,7 +85,23 @@ def train_options(f):
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=None),
         click.option("--balance", type=click.Choice(["none", "over", "under"]), default=None),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=None,
-                     help="Training pairs the P(true) threshold is fitted on after training [256; 0: keep 0.5]"),
+                     help="Without a validation slice: training pairs the P(true) threshold is fitted on [256; 0: keep 0.5]"),
+        click.option("--time-budget", default=None,
+                     help="Wall time for the training loop (90s, 10m, 1.5h): the step count is chosen to fit, "
+                          "never above --steps or --epochs"),
+        click.option("--objective", type=click.Choice(["token", "binary"]), default=None,
+                     help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
+        click.option("--batches", type=click.Choice(["length", "balanced"]), default=None,
+                     help="length-sorted batches, or half positive / half negative"),
+        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, help="bfloat16 autocast"),
+        click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
+        click.option("--val-pairs", type=int, default=None,
+                     help="Stage s1: training pairs held out by document for validation [192; 0: none]"),
+        click.option("--val-every", type=int, default=None, help="Steps between validations [20]"),
+        click.option("--patience", type=int, default=None,
+                     help="Validations without improvement before stopping early [4; 0: never]"),
+        click.option("--allow-weak", is_flag=True,
+                     help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -66,11 +111,17 @@ def train_options(f):
 def make_config(stage: str, o: dict):
     from .train import TrainConfig
 
-    values = dict(PROFILES[o["profile"]][stage]) if o.get("profile") else {}
+    from .diagnostics import parse_duration
+
+    profile = o.get("profile") or DEFAULT_PROFILE
+    values = dict(PROFILES[profile][stage])
     for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
-                "calibration_pairs"):
+                "calibration_pairs", "objective", "batches", "autocast", "grad_accum", "val_pairs", "val_every",
+                "patience"):
         if o.get(key) is not None:
             values[key] = o[key]
+    if o.get("time_budget") is not None:
+        values["time_budget"] = parse_duration(o["time_budget"])
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
                        loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"], **values)
 
@@ -86,9 +137,13 @@ def register_commands(cli):
         """Train the S1 adapter (loss on the relevant value) or S2 (from S1, loss on the reason)."""
         if stage == "s2" and not o["init_adapter"]:
             raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
+        cfg = make_config(stage, o)  # option errors before the data and the model load
         dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"],
-                                                  "positive_rate": o["positive_rate"]})
-        train_with_progress(make_config(stage, o), dataset)
+                                              "positive_rate": o.get("positive_rate")})
+        manifest = train_with_progress(cfg, dataset)
+        if manifest.get("weak") and not o["allow_weak"]:
+            err.print(f"exit {WEAK_EXIT}: weak adapter (pass --allow-weak to accept it)")
+            raise SystemExit(WEAK_EXIT)
 
     @cli.command()
     @click.argument("adapter", type=click.Path(exists=True, file_okay=False))

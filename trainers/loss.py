@@ -31,3 +31,22 @@ def full_logits_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     w = batch["weights"][:, 1:]
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["input_ids"][:, 1:].reshape(-1), reduction="none")
     return (ce * w.reshape(-1)).sum() / w.sum()
+
+
+
+def value_ce(model, batch: dict[str, torch.Tensor], true_id: int, false_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1 (one loss token per row, the relevant value): (token loss over the vocabulary, binary loss
+    over the " true"/" false" logits). The token loss is the binary one plus -log(P(true) + P(false)),
+    the mass the model puts on other tokens, which the graders never read."""
+    backbone, head = _parts(model)
+    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    w = batch["weights"][:, 1:]
+    rows, cols = torch.nonzero(w > 0, as_tuple=True)
+    targets = batch["input_ids"][rows, cols + 1]
+    if not bool(((targets == true_id) | (targets == false_id)).all()):
+        raise ValueError("the binary objective needs every loss token to be ' true' or ' false' (stage s1, masked)")
+    logits = head(hidden[rows, cols]).float()
+    token = F.cross_entropy(logits, targets)
+    binary = F.cross_entropy(logits[:, [true_id, false_id]], (targets == false_id).long())
+    return token, binary
+

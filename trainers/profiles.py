@@ -21,3 +21,5 @@ PROFILES = {
         "cls": {"epochs": 2.0, "batch_size": 16, "mode": "lora", "max_doc_tokens": 128, "bf16": False},
     },
 }
+
+DEFAULT_PROFILE = "quick"

@@ -1,6 +1,7 @@
 """Masked two-stage (Q)LoRA: stage s1 learns the relevant value, stage s2 the reason."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -15,10 +16,11 @@ from lorag_harness import lm, prompts
 from lorag_harness.errors import LoragError
 from lorag_harness.model import Dataset, pairs_hash
 
-from .batching import balance, collate, length_batches
-from .calibrate import calibrate
+from .batching import balance, balanced_batches, collate, length_batches
+from .calibrate import calibrate, youden_threshold
+from .diagnostics import Validator, prior_entropy, split_by_document, verdict
 from .examples import build_examples
-from .loss import full_logits_loss, masked_loss
+from .loss import full_logits_loss, masked_loss, value_ce
 
 TARGET_MODULES = ["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -44,8 +46,30 @@ class TrainConfig:
     max_doc_tokens: int = 160
     balance: str = "none"  # over | under | none
     seed: int = 13
-    calibration_pairs: int = 256  # training pairs the P(true) threshold is fitted on (0: keep 0.5)
+    calibration_pairs: int = 256  # without a validation slice: training pairs the threshold is fitted on (0: keep 0.5)
     logits: str = "masked"  # masked | full: which loss implementation (bench only)
+    objective: str = "token"  # stage s1: token (cross-entropy over the vocabulary) | binary (over " true"/" false")
+    batches: str = "length"  # length (length-sorted) | balanced (half positive, half negative)
+    autocast: str = "none"  # none | bf16 (bfloat16 autocast around the forward)
+    grad_accum: int = 1  # batches per optimiser step
+    val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
+    val_every: int = 20  # optimiser steps between validations
+    patience: int = 4  # validations without improvement before stopping early (0: never)
+    time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
+
+    def __post_init__(self):
+        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced"), "autocast": ("none", "bf16"),
+                   "stage": ("s1", "s2")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise LoragError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
+        if self.objective == "binary" and (self.stage != "s1" or self.loss != "masked"):
+            raise LoragError("the binary objective is for stage s1 with the masked loss only")
+        for key in ("batch_size", "grad_accum", "val_every"):
+            if getattr(self, key) < 1:
+                raise LoragError(f"{key} must be at least 1, not {getattr(self, key)}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
 
     def resolved_quant(self) -> str:
         if self.quant == "auto":
@@ -90,8 +114,43 @@ def is_current(cfg: TrainConfig, pairs) -> bool:
     return lm.adapter_manifest(cfg.out).get("key") == config_key(cfg, pairs)
 
 
+class Schedule:
+    """Linear warm-up then cosine decay over ``total`` steps; ``total`` may be set after a timed
+    warm-up (the time budget), so the lambda reads it at every step."""
+
+    def __init__(self, total: int, warmup: float):
+        self.total, self.warmup = total, warmup
+
+    def __call__(self, step: int) -> float:
+        w = max(1, int(self.warmup * self.total))
+        if step < w:
+            return (step + 1) / (w + 1)
+        progress = min(1.0, (step - w) / max(1, self.total - w))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+PROBE_STEPS = 4  # steps timed before the time budget fixes the step count (the first one is discarded)
+
+
+def lora_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def load_lora_state(model, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v)
+
+
 def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> dict:
-    """Train one stage and save adapter, tokenizer and manifest.json to ``cfg.out``; returns the manifest."""
+    """Train one stage and save adapter, tokenizer and manifest.json to ``cfg.out``; returns the manifest.
+    ``progress(step, total, loss, val_auc)`` is called after every optimiser step.
+
+    Stage 1 holds a validation slice out of the training pairs (whole documents), measures its
+    ROC-AUC of P(true) every ``val_every`` steps, keeps the best adapter state, stops after
+    ``patience`` validations without improvement, fits the threshold on the slice, and writes
+    ``weak: true`` (with the reasons) in the manifest when the run did not learn."""
     if cfg.stage == "s2" and not cfg.init_adapter:
         raise LoragError("stage s2 starts from the S1 adapter: --from adapters/s1")
     if not dataset.train_pairs:
@@ -103,34 +162,95 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = tokenizer or lm.load_tokenizer(cfg.base_model)
-    examples = build_examples(tok, dataset.train_pairs, dataset, cfg.stage, cfg.loss, cfg.weight, cfg.max_doc_tokens)
+    fit_pairs, val_pairs = split_by_document(dataset.train_pairs, cfg.val_pairs if cfg.stage == "s1" else 0, cfg.seed)
+    examples = build_examples(tok, fit_pairs, dataset, cfg.stage, cfg.loss, cfg.weight, cfg.max_doc_tokens)
     examples = balance(examples, cfg.balance, rng)
-    steps = cfg.steps or max(1, math.ceil(cfg.epochs * len(examples) / cfg.batch_size))
+    per_step = cfg.batch_size * cfg.grad_accum
+    cap = cfg.steps or max(1, math.ceil(cfg.epochs * len(examples) / per_step))
     model = prepare_model(cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    from transformers import get_cosine_schedule_with_warmup
+    schedule = Schedule(cap, cfg.warmup)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    ids = (prompts.single_token(tok, " true"), prompts.single_token(tok, " false"))
+    # stage 1, masked: both the token loss and its binary part are computed (one head row each); the
+    # objective picks the one trained, the binary part is what the prior check reads
+    two_part = cfg.stage == "s1" and cfg.loss == "masked" and cfg.logits == "masked"
+    if two_part:
+        def loss_fn(m, b):
+            token, binary = value_ce(m, b, *ids)
+            return (binary if cfg.objective == "binary" else token), binary
+    else:
+        plain = masked_loss if cfg.logits == "masked" else full_logits_loss
+        loss_fn = lambda m, b: (plain(m, b), None)  # noqa: E731
+    make_batches = balanced_batches if cfg.batches == "balanced" else length_batches
+    autocast = (torch.autocast(model.device.type, dtype=torch.bfloat16) if cfg.autocast == "bf16"
+                else contextlib.nullcontext())
 
-    sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup * steps), steps)
-    loss_fn = masked_loss if cfg.logits == "masked" else full_logits_loss
-    losses, seen, batches = [], 0, []
     start = time.perf_counter()
-    for step in range(steps):
-        if not batches:
-            batches = length_batches(examples, cfg.batch_size, rng)
-        batch = collate(batches.pop(), tok.pad_token_id)
-        loss = loss_fn(model, batch)
-        loss.backward()
+    validator = Validator(tok, val_pairs, cfg.max_doc_tokens) if val_pairs else None
+    curve, best, best_state, stale, val_seconds = [], None, None, 0, 0.0
+
+    def validate(step: int) -> float:
+        nonlocal best, best_state, stale, val_seconds
+        t = time.perf_counter()
+        auc = validator(model)
+        val_seconds += time.perf_counter() - t
+        curve.append({"step": step, "auc": round(auc, 4), "seconds": round(time.perf_counter() - start, 1)})
+        if best is None or auc > best["auc"] + 1e-3:
+            best, best_state, stale = {"step": step, "auc": auc, "scores": list(validator.scores)}, lora_state(model), 0
+        else:
+            stale += 1
+        return auc
+
+    val_auc = validate(0) if validator else None
+    losses, binary_losses, seen, batches, step_times, stopped = [], [], 0, [], [], None
+    steps = cap
+    step = 0
+    while step < steps:
+        t0 = time.perf_counter()
+        total = total_binary = 0.0
+        for _ in range(cfg.grad_accum):
+            if not batches:
+                batches = make_batches(examples, cfg.batch_size, rng)
+            batch = collate(batches.pop(), tok.pad_token_id)
+            with autocast:
+                loss, binary = loss_fn(model, batch)
+            (loss / cfg.grad_accum).backward()
+            total += loss.item() / cfg.grad_accum
+            total_binary += binary.item() / cfg.grad_accum if binary is not None else 0.0
+            seen += batch["input_ids"].shape[0]
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        seen += batch["input_ids"].shape[0]
+        losses.append(total)
+        if two_part:
+            binary_losses.append(total_binary)
+        step += 1
+        step_times.append(time.perf_counter() - t0)
+        if cfg.time_budget and step == PROBE_STEPS and steps > step:
+            steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
+                                                  time.perf_counter() - start)
+        if validator and (step % cfg.val_every == 0 or step == steps):
+            val_auc = validate(step)
+            if cfg.patience and stale >= cfg.patience and step < steps:
+                stopped = f"validation AUC did not improve for {cfg.patience} validations"
+        if cfg.time_budget and time.perf_counter() - start > cfg.time_budget and step < steps:
+            stopped = "time budget reached"
         if progress:
-            progress(step + 1, steps, losses[-1])
+            progress(step, steps, losses[-1], val_auc)
+        if stopped:
+            break
+    if validator and curve[-1]["step"] != step:
+        validate(step)
     elapsed = time.perf_counter() - start
-    calibration = calibrate(model, tok, dataset.train_pairs, cfg.calibration_pairs, cfg.max_doc_tokens, cfg.seed)
+    if best_state is not None:
+        load_lora_state(model, best_state)
+    final_loss = sum(losses[-10:]) / len(losses[-10:])
+    # the prior check reads the binary part (the token loss also pays for mass on other tokens)
+    final_binary = sum(binary_losses[-10:]) / len(binary_losses[-10:]) if binary_losses else None
+    prior = prior_entropy([e.label for e in examples]) if final_binary is not None else 0.0
     manifest = {
         "key": config_key(cfg, dataset.train_pairs),
         "stage": cfg.stage,
@@ -140,17 +260,62 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         "data_hash": pairs_hash(dataset.train_pairs),
         "examples": len(examples),
         "masks": {"loss": cfg.loss, "weight": cfg.weight if cfg.loss == "weighted" else None,
+                  "objective": cfg.objective if cfg.stage == "s1" else "token",
                   "target": {"s1": "relevant value", "s2": "reason value through closing brace and EOS"}[cfg.stage],
                   "mean_loss_tokens": sum(len(e.loss_positions) for e in examples) / len(examples)},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage")} | {"quant": cfg.resolved_quant(), "steps": steps},
-        "metrics": {"first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage")}
+        | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap},
+        "metrics": {"first_loss": losses[0], "final_loss": final_loss,
                     "losses": [round(x, 5) for x in losses], "seconds": round(elapsed, 2),
-                    "steps_per_s": steps / elapsed, "examples_per_s": seen / elapsed},
+                    "final_binary_loss": final_binary, "prior_entropy": prior,
+                    "binary_losses": [round(x, 5) for x in binary_losses],
+                    "steps_run": step, "stopped": stopped or "all steps run",
+                    "steps_per_s": step / elapsed, "examples_per_s": seen / elapsed,
+                    "validation_seconds": round(val_seconds, 2)},
     }
-    if calibration:
-        manifest["calibration"] = calibration
+    if validator:
+        lo, hi = validator.interval(best["auc"])
+        labels = validator.labels
+        cut = youden_threshold(labels, best["scores"])
+        from sklearn.metrics import balanced_accuracy_score
+
+        manifest["validation"] = {
+            "pairs": len(val_pairs), "documents": len({p.document for p in val_pairs}),
+            "pair_ids_hash": pairs_hash(val_pairs), "base_auc": curve[0]["auc"], "best_step": best["step"],
+            "best_auc": best["auc"], "best_auc_interval": [lo, hi], "curve": curve,
+        }
+        manifest["calibration"] = {
+            "on": "validation", "pairs": len(val_pairs), "threshold": cut, "auc": best["auc"],
+            "balanced_accuracy": float(balanced_accuracy_score(labels, [s >= cut for s in best["scores"]]))}
+        reasons = verdict(final_binary or 0.0, prior, best["auc"], (lo, hi))
+        if best["step"] == 0:
+            reasons.append(f"no training step beat the base model's validation AUC {best['auc']:.3f}: "
+                           "the saved adapter changes nothing")
+        manifest["weak"] = bool(reasons)
+        manifest["weak_reasons"] = reasons
+    else:
+        calibration = calibrate(model, tok, dataset.train_pairs, cfg.calibration_pairs, cfg.max_doc_tokens, cfg.seed)
+        if calibration:
+            manifest["calibration"] = calibration | {"on": "training"}
+        if cfg.stage == "s1":
+            reasons = verdict(final_binary or 0.0, prior, calibration["auc"] if calibration else None, None,
+                              "training-pair")
+            manifest["weak"], manifest["weak_reasons"] = bool(reasons), reasons
+        elif (parent := lm.adapter_manifest(cfg.init_adapter)).get("weak"):
+            manifest["weak"] = True
+            manifest["weak_reasons"] = [f"starts from the weak S1 adapter {cfg.init_adapter}"]
     save(model, tok, manifest, Path(cfg.out))
     return manifest
+
+
+def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: float, elapsed: float) -> int:
+    """Steps that fit the time budget, from the probe steps' time (the first one is warm-up) and the
+    cost of validations; never more than ``cap`` (the epochs or --steps limit), never fewer than run."""
+    per_step = sum(step_times[1:]) / len(step_times[1:])
+    if cfg.val_pairs and cfg.stage == "s1":
+        per_step += val_cost / cfg.val_every
+    left = cfg.time_budget - elapsed - val_cost  # the last validation
+    return max(len(step_times), min(cap, len(step_times) + int(left / per_step)))
 
 
 def save(model, tokenizer, manifest: dict, out: Path) -> None:
