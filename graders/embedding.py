@@ -27,8 +27,9 @@ class EmbeddingGrader(Grader):
         self.topics = dict(topics or {})
         if calibrate:
             require_both_labels(train_pairs, dataset, "the embedding grader (it calibrates its threshold)",
-                                "give it training pairs with both labels (jsonl: a train.jsonl, or a pairs file "
-                                "to split), or pass calibrate=False for the raw cosine")
+                                "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, or "
+                                "one pairs file that lorag splits), or in Python EmbeddingGrader(calibrate=False) "
+                                "for the raw cosine")
             self.coef, self.intercept = self._calibrate(list(train_pairs))
         else:
             self.coef, self.intercept = 1.0, 0.0

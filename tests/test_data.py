@@ -221,7 +221,8 @@ def test_corpus_and_queries_are_checked(tmp_path, jsonl_writer, corpus, queries,
 
 
 def test_ag_news_csv(tmp_path):
-    lines = ['"3","Wall St. Bears Claw Back","Short-sellers, Wall Street\'s ""dwindling"" band\\nare back."']
+    lines = ['"Class Index","Title","Description"',  # the Kaggle copy's header
+             '"3","Wall St. Bears Claw Back","Short-sellers, Wall Street\'s ""dwindling"" band\\nare back."']
     lines += [f'"{1 + i % 4}","Title {i}","Body of story {i}"' for i in range(40)]
     path = tmp_path / "train.csv"
     path.write_text("\n".join(lines) + "\n")

@@ -78,8 +78,8 @@ def read_ag_news_csv(path: str | Path) -> list[tuple[str, str]]:
     path = Path(path)
     rows = []
     for line, end, row in csv_rows(path):
-        if not row:
-            continue
+        if not row or (line == 1 and row[0].strip().lower() in ("class index", "class", "label")):
+            continue  # blank lines, and the header row of the Kaggle copy
         if len(row) != 3:
             runs_on = f"; the row runs on to line {end}: check for an unclosed quote" if end > line else ""
             raise DataError(str(path), line, f"expected 3 columns (class, title, description), got {len(row)}{runs_on}")
