@@ -322,12 +322,13 @@ def transformers_server(tmp_path_factory):
 @pytest.mark.integration
 @pytest.mark.parametrize("style", ["json", "umbrela"])
 def test_judge_through_transformers_serve(transformers_server, r8_small, style):
+    """Every request answered (no transient failure); SmolLM2-135M may not follow the format, which
+    is a parse failure, not an error. Few tokens: generation on a loaded CPU is slow."""
     model, url = transformers_server
-    pairs = r8_small.eval_pairs[:4]
-    judge = OpenAIJudge(model, base_url=url, style=style, concurrency=2, timeout=120, retries=1)
+    pairs = r8_small.eval_pairs[:2]
+    judge = OpenAIJudge(model, base_url=url, style=style, concurrency=2, timeout=600, retries=1, max_tokens=8)
     out = judge.grade(pairs)
-    assert len(out) == 4
+    assert len(out) == 2
     assert not [j.raw_text for j in out if j.raw_text.startswith("error: ")]  # every request was answered
-    assert all(j.raw_text for j in out)
-    decided = [j for j in out if j.relevant is not None]
-    assert all(0.0 <= j.score <= 1.0 for j in decided)
+    assert all(j.raw_text and judge.cacheable(j) for j in out)
+    assert all(0.0 <= j.score <= 1.0 for j in out if j.relevant is not None)

@@ -1,0 +1,167 @@
+"""LLM judges over HTTP: throughput of openai: against `lorag serve`, and agreement of the judge styles.
+
+(a) pairs/s on the same Reuters R8 eval pairs: the packaged SmolLM2 `base` grader in process,
+    then the `openai:` judge against `lorag serve -g base` (a subprocess on loopback) at
+    concurrency 1 and 8 (the server's micro-batcher grades concurrent requests together).
+(b) Cohen's kappa with the labels of the judge styles json and umbrela, with the packaged
+    SmolLM2 behind `transformers serve` (generation; parsed text, it returns no logprobs), next
+    to the in-process `base` grader (P(true) from logits) on the same pairs.
+
+Writes bench/results.json (key "judges"). Run: python bench/judges.py [--pairs 64]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+from sklearn.metrics import cohen_kappa_score
+
+from lorag_harness import lm
+from lorag_harness.graders.openai_judge import OpenAIJudge
+from lorag_harness.registry import GraderContext
+from lorag_harness.runner import build_grader, load_dataset
+
+RESULTS = Path(__file__).with_name("results.json")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], port: int, log: Path, timeout: float = 600) -> subprocess.Popen:
+    fh = open(log, "w")
+    proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited: {log.read_text()[-500:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"{cmd} did not start within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def timed(grader, pairs):
+    start_t = time.perf_counter()
+    out = grader.grade(pairs)
+    return out, len(pairs) / (time.perf_counter() - start_t)
+
+
+def agreement(pairs, judgments) -> dict:
+    labels = [p.label for p in pairs]
+    decided = [(p.label, j.relevant) for p, j in zip(pairs, judgments) if j.relevant is not None]
+    as_false = [bool(j.relevant) for j in judgments]  # an undecided pair counts as "not relevant"
+    return {
+        "kappa": round(float(cohen_kappa_score(labels, as_false)), 4),
+        "kappa_decided": round(float(cohen_kappa_score(*zip(*decided))), 4) if len({d for _, d in decided}) > 1 else None,
+        "accuracy": round(sum(a == b for a, b in zip(labels, as_false)) / len(labels), 4),
+        "parse_failures": sum(j.relevant is None for j in judgments),
+        "transient_failures": sum(j.raw_text.startswith("error: ") for j in judgments),
+        "relevant_rate": round(sum(as_false) / len(as_false), 4),
+    }
+
+
+def throughput(pairs, dataset, args, logdir: Path) -> dict:
+    local = build_grader("base", GraderContext(dataset=dataset))
+    local.grade(pairs[:2])  # load the model
+    local_out, local_rate = timed(local, pairs)
+    port = free_port()
+    server = start([sys.executable, "-m", "lorag_harness", "serve", "-g", "base", "--port", str(port),
+                    "--train-pairs", "20"], port, logdir / "lorag-serve.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        rows = {"in_process": {"pairs_per_s": round(local_rate, 3)}}
+        for conc in args.concurrency:
+            judge = OpenAIJudge("base", base_url=url + "/v1", concurrency=conc, timeout=300, retries=1)
+            judge.grade(pairs[:2])
+            before = httpx.get(f"{url}/health", timeout=10).json()
+            out, rate = timed(judge, pairs)
+            after = httpx.get(f"{url}/health", timeout=10).json()
+            rows[f"openai_c{conc}"] = {
+                "pairs_per_s": round(rate, 3), "server_batches": after["batches"] - before["batches"],
+                "same_decisions_as_in_process": sum(a.relevant == b.relevant for a, b in zip(out, local_out)),
+                "max_score_difference": max(abs(a.score - b.score) for a, b in zip(out, local_out)),
+            }
+            print(conc, rows[f"openai_c{conc}"], flush=True)
+        return {"pairs": len(pairs), **rows, "agreement_in_process": agreement(pairs, local_out)}
+    finally:
+        stop(server)
+
+
+def styles(pairs, args, logdir: Path) -> dict:
+    model = str(lm.resolve_model_path(None))
+    port = free_port()
+    exe = Path(sys.executable).with_name("transformers")
+    # continuous batching: concurrent requests share forward passes
+    server = start([str(exe), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+                    "--continuous-batching"], port, logdir / "transformers-serve.log")
+    try:
+        out = {}
+        for style in ("json", "umbrela"):
+            judge = OpenAIJudge(model, base_url=f"http://127.0.0.1:{port}/v1", style=style,
+                                concurrency=args.judge_concurrency, timeout=900, retries=2,
+                                max_tokens=args.json_tokens if style == "json" else args.umbrela_tokens)
+            judgments, rate = timed(judge, pairs[: args.style_pairs])
+            out[style] = {**agreement(pairs[: args.style_pairs], judgments), "pairs_per_s": round(rate, 3),
+                          "max_tokens": judge.max_tokens,
+                          "examples": [j.raw_text[:120] for j in judgments[:3]]}
+            print(style, out[style], flush=True)
+        local = build_grader("base", GraderContext())  # the same pairs, P(true) from logits in process
+        out["in_process_base"] = agreement(pairs[: args.style_pairs], local.grade(pairs[: args.style_pairs]))
+        return {"server": "transformers serve --continuous-batching (no logprobs: parsed text)",
+                "pairs": min(len(pairs), args.style_pairs), **out}
+    finally:
+        stop(server)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--judge-concurrency", type=int, default=8)
+    ap.add_argument("--style-pairs", type=int, default=32, help="Pairs judged by each style (generation is slow)")
+    ap.add_argument("--json-tokens", type=int, default=16)
+    ap.add_argument("--umbrela-tokens", type=int, default=48)
+    ap.add_argument("--skip", choices=["throughput", "styles"], default=None)
+    ap.add_argument("--logdir", type=Path, default=Path("/tmp"))
+    args = ap.parse_args()
+    dataset = load_dataset("reuters-r8", {"n_train": 20})
+    pairs = dataset.eval_pairs[: args.pairs]
+    results = {"dataset": "reuters-r8 eval pairs (embedded default)", "load_1min_at_start": os.getloadavg()[0],
+               "cpus": os.cpu_count()}
+    start_t = time.perf_counter()
+    if args.skip != "throughput":
+        results["throughput"] = throughput(pairs, dataset, args, args.logdir)
+    if args.skip != "styles":
+        results["styles"] = styles(pairs, args, args.logdir)
+    results["seconds"] = round(time.perf_counter() - start_t, 1)
+    results["load_1min_at_end"] = os.getloadavg()[0]
+    everything = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read-modify-write our key only
+    everything["judges"] = {**everything.get("judges", {}), **results}
+    RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
