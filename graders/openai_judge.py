@@ -100,8 +100,13 @@ class OpenAIJudge(Grader):
             raise LoragError("--judge-concurrency and --judge-max-tokens must be >= 1, --judge-timeout > 0 "
                              "and --judge-retries >= 0")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).hostname:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise LoragError(f"--judge-base-url must be an http(s) URL, not {endpoint_id(base_url)!r}")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            # they would end up in reports and logs: credentials go in the environment
+            raise LoragError(f"--judge-base-url {endpoint_id(base_url)}: no user info, query string or fragment "
+                             "(put the key in the environment: --judge-api-key-env)")
         self.model, self.base_url, self.style = model, base_url, style
         # json: None follows the judge's own true/false; a number decides on P(true) when logprobs come back
         self.threshold = None if threshold is None else float(threshold)

@@ -221,7 +221,11 @@ def test_fingerprint_covers_what_judgments_depend_on_but_not_the_key():
     base = dict(base_url="http://127.0.0.1:9/v1")
     a = OpenAIJudge("m", api_key="key-one", **base)
     assert a.fingerprint() == OpenAIJudge("m", api_key="key-two", **base).fingerprint()
-    assert a.fingerprint() == OpenAIJudge("m", base_url="http://user:pw@127.0.0.1:9/v1/?token=x").fingerprint()
+    assert a.fingerprint() == OpenAIJudge("m", base_url="http://127.0.0.1:9/v1/").fingerprint()
+    for leaky in ("http://user:pw@127.0.0.1:9/v1", "http://127.0.0.1:9/v1?token=x"):
+        with pytest.raises(LoragError, match="no user info, query string") as e:
+            OpenAIJudge("m", base_url=leaky)
+        assert "pw" not in str(e.value) and "token=x" not in str(e.value)
     for other in (OpenAIJudge("n", **base), OpenAIJudge("m", style="umbrela", **base),
                   OpenAIJudge("m", threshold=0.7, **base), OpenAIJudge("m", base_url="http://127.0.0.2:9/v1"),
                   OpenAIJudge("m", max_tokens=64, **base)):
