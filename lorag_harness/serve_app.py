@@ -101,7 +101,13 @@ class MicroBatcher:
             for reasons in (False, True):
                 group = [b for b in batch if b[1] == reasons and not b[2].done()]
                 if group:
-                    await self._grade_group(group, reasons)
+                    try:
+                        await self._grade_group(group, reasons)
+                    except Exception as e:  # noqa: BLE001 - the loop must outlive any one batch
+                        log.error("batch failed: %s: %s", type(e).__name__, e)
+                        for _, _, fut in group:
+                            if not fut.done():
+                                fut.set_exception(e)
 
     async def _grade_group(self, group, reasons: bool) -> None:
         pairs = [p for b in group for p in b[0]]
