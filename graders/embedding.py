@@ -12,7 +12,7 @@ from lorag_harness.api import Grader
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
 
-from lorag_harness.fingerprints import fingerprint
+from lorag_harness.fingerprints import fingerprint, model_files
 
 
 class EmbeddingGrader(Grader):
@@ -54,6 +54,7 @@ class EmbeddingGrader(Grader):
 
     def fingerprint(self) -> str:
         return fingerprint(kind="embedding", model=self.model_name or DEFAULT_EMBEDDER,
+                           **model_files(self.model_name, DEFAULT_EMBEDDER),
                            coef=round(self.coef, 6), intercept=round(self.intercept, 6), topics=self.topics)
 
     def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:

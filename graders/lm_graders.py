@@ -9,7 +9,7 @@ from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
 from lorag_harness.schema import balanced_end, parse_output
 
-from lorag_harness.fingerprints import file_hashes, fingerprint
+from lorag_harness.fingerprints import file_hashes, fingerprint, model_files
 from .lm_scoring import generate_continuations, score_true_false
 from .prefix_cache import score_with_prefix_cache
 
@@ -54,9 +54,26 @@ class LMGrader(Grader):
             self._model = lm.load_model(self.base_model, self.adapter, self.quant, merge=True)
         return self._model
 
+    def variant(self, **changes) -> "LMGrader":
+        """A new grader with some constructor arguments changed (a grader is never reconfigured
+        while in use); it shares this one's loaded model and tokenizer when the weights are the same."""
+        import inspect
+
+        args, kwargs = self._init_args
+        bound = inspect.signature(LMGrader.__init__).bind(self, *args, **kwargs)
+        params = {k: v for k, v in bound.arguments.items() if k != "self"}
+        params.update(changes)
+        other = LMGrader(**params)
+        same_weights = (other.base_model, other.adapter) == (self.base_model, self.adapter) and \
+            (other.quant in lm.FLOAT_WEIGHTS) == (self.quant in lm.FLOAT_WEIGHTS)  # bf16: float32 weights too
+        if same_weights:
+            other._model, other._tok = self._model, self._tok
+        return other
+
     def fingerprint(self) -> str:
         return fingerprint(
             kind="lm", model=lm.resolve_model_path(self.base_model) if self.base_model else lm.DEFAULT_MODEL,
+            **model_files(self.base_model, lm.DEFAULT_MODEL),
             adapter=file_hashes(self.adapter), template=prompts.template_hash(), quant=self.quant,
             max_doc_tokens=self.max_doc_tokens, max_new_tokens=self.max_new_tokens, threshold=self.threshold,
             constrained=self.constrained_topics,

@@ -349,3 +349,86 @@ def test_no_plugin_imports_the_cli():
                 if any(n in ("lorag_harness.cli", ".cli") for n in names):
                     importers.append(str(path))
     assert importers == []
+
+
+def test_local_model_rewritten_in_place_gets_a_new_fingerprint(tmp_path, tiny_model_dir, tokenizer):
+    """Cached judgments are keyed by the model's files, not only its path (e.g. `lorag merge` again)."""
+    import shutil
+
+    from conftest import make_tiny_llama
+    from lorag_harness.graders.lm_graders import LMGrader
+
+    folder = tmp_path / "merged"
+    shutil.copytree(tiny_model_dir, folder)
+    before = LMGrader("base", base_model=str(folder)).fingerprint()
+    assert LMGrader("base", base_model=str(folder)).fingerprint() == before
+    make_tiny_llama(tokenizer, seed=1).save_pretrained(folder)
+    assert LMGrader("base", base_model=str(folder)).fingerprint() != before
+
+
+def test_grader_variants_are_new_graders_sharing_the_weights(r8_small, tiny_model_dir):
+    from lorag_harness.graders.lm_graders import LMGrader, label_topics
+
+    g = LMGrader("base", base_model=tiny_model_dir, prefix_cache=False, max_doc_tokens=32)
+    pairs = r8_small.eval_pairs[:6]
+    plain = g.grade(pairs)
+    cached = g.variant(prefix_cache=True)
+    constrained = g.variant(constrained_topics=label_topics(r8_small))
+    assert cached.model is g.model and constrained.model is g.model
+    assert g.prefix_cache is False and g.constrained_topics is None  # the original is untouched
+    assert [j.relevant for j in cached.grade(pairs)] == [j.relevant for j in plain]
+    assert constrained.fingerprint() != g.fingerprint() and g.variant(quant="bf16").fingerprint() != g.fingerprint()
+
+
+INTERRUPTED = r'''
+import sys, time
+from lorag_harness import Judgment, hookimpl
+from lorag_harness.api import Grader
+from lorag_harness.cli import cli
+from lorag_harness.plugins import pm
+
+MARK = sys.argv[1]
+
+class Quick(Grader):
+    def __init__(self, slow):
+        self.name, self.slow = "quick", slow
+    def grade(self, pairs, *, reasons=False, advance=None):
+        if self.slow:
+            open(MARK, "w").close()
+            deadline = time.time() + 60  # bounded: the test interrupts it long before
+            while time.time() < deadline:
+                time.sleep(0.05)
+        if advance:
+            advance(len(pairs))
+        return [Judgment("oil" in p.document.lower(), 0.5) for p in pairs]
+
+class Plugin:
+    @hookimpl
+    def register_graders(self, register):
+        register("quick", lambda arg, ctx: Quick(arg == "slow"))
+
+pm.register(Plugin(), name="interrupted")
+cli(sys.argv[2:])
+'''
+
+
+def test_ctrl_c_midway_keeps_finished_results(tmp_path, pairs_file):
+    import signal
+    import time
+
+    script, mark, out = tmp_path / "run.py", tmp_path / "started", tmp_path / "r.json"
+    script.write_text(INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(script), str(mark), "bench", "-d", f"jsonl:{pairs_file}",
+                             "-g", "quick,quick:slow", "-t", "s1-relevance", "--no-cache", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not mark.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    assert mark.exists(), proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "PARTIAL RESULTS" in stdout and "KeyboardInterrupt" in stdout
+    report = json.loads(out.read_text())
+    assert set(report["results"]["s1-relevance"]) == {"quick"}
+    assert report["partial"]["missing"] == ["quick:slow · s1-relevance"]
