@@ -150,6 +150,16 @@ def start_ray(address: str | None, cfg):
     return True
 
 
+def check_resources(ray, cfg) -> None:
+    """Refuse what the cluster cannot place (Ray would wait for it for ever)."""
+    have = ray.cluster_resources()
+    for name, option, need in (("CPU", "--cpus-per-actor", cfg.actors * cfg.cpus_per_actor),
+                               ("GPU", "--num-gpus", cfg.actors * cfg.num_gpus)):
+        if need > have.get(name, 0) + 1e-9:
+            raise LoragError(f"--actors {cfg.actors} × {option} need {need:g} {name}s; the Ray cluster has "
+                             f"{have.get(name, 0):g}")
+
+
 def grade_on_ray(source: PairFile, cursor, remaining: int, grader, cfg, address: str | None, take) -> None:
     """Grade the ``remaining`` rows from ``cursor`` on; ``take(ids, judgments)`` gets them in input order."""
     ray = require_ray()
@@ -166,6 +176,7 @@ def grade_on_ray(source: PairFile, cursor, remaining: int, grader, cfg, address:
     for name in ("ray", "ray.data"):  # Ray's own progress and info lines would bury ours
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
+        check_resources(ray, cfg)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # judgments come back in input order
         ctx.enable_progress_bars = False
@@ -174,7 +185,8 @@ def grade_on_ray(source: PairFile, cursor, remaining: int, grader, cfg, address:
             return
         per_piece = max(cfg.chunk_rows, min(8192, -(-remaining // (4 * cfg.actors))))
         pieces = source.shards(cursor, per_piece)
-        ds = ray.data.read_datasource(pairs_datasource(source, pieces), num_cpus=0.5)
+        # reading takes no CPU slot: actors holding every CPU would otherwise starve it (a deadlock)
+        ds = ray.data.read_datasource(pairs_datasource(source, pieces), num_cpus=0)
         grader_ref = ray.put(grader)  # held here for the whole run, so a restarted actor finds it
         ds = ds.map_batches(GradeActor, fn_constructor_args=(grader_ref, cache_path, cfg.reasons, cfg.chunk_rows),
                             batch_size=cfg.chunk_rows, batch_format="pyarrow", zero_copy_batch=True,
