@@ -101,13 +101,14 @@ def local_model_folder(spec: str) -> Path | None:
 class CrossEncoderGrader(Grader):
     """Relevance from a cross-encoder; threshold from the model's manifest (else 0.5, noted)."""
 
-    def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, name: str | None = None):
+    def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, name: str | None = None,
+                 bf16: bool = False):
         if not model:
             raise LoragError("the cross-encoder grader needs a model: -g cross-encoder:runs/reranker or cross-encoder:HF_ID")
         if batch_size < 1:
             raise LoragError(f"cross-encoder: batch size must be >= 1, not {batch_size}")
         self.name = name or f"cross-encoder:{model}"
-        self.spec, self.batch_size = model, batch_size
+        self.spec, self.batch_size, self.bf16 = model, batch_size, bf16
         folder = local_model_folder(model)
         self.model = self._load(model, max_length)
         self.max_length = self.model.max_seq_length
@@ -116,7 +117,7 @@ class CrossEncoderGrader(Grader):
         self.folder = folder
         self.manifest = read_manifest(folder, model) if folder else {}
         self.threshold, self.notes = manifest_threshold(self.manifest, model)
-        check_probe(self.manifest, self.probabilities, model)
+        check_probe(self.manifest, lambda pairs: self.probabilities(pairs, bf16=False), model)
         self.files = file_hashes(str(folder), MODEL_FILES) if folder else {}
         if not self.files:
             self.notes.append(f"{model}: model files not found on disk; cached judgments are keyed by its name only")
@@ -143,13 +144,16 @@ class CrossEncoderGrader(Grader):
 
     def fingerprint(self) -> str:
         return fingerprint(kind="cross-encoder", model=self.spec if not self.files else None, files=self.files,
-                           threshold=round(self.threshold, 6), max_length=self.max_length)
+                           threshold=round(self.threshold, 6), max_length=self.max_length, bf16=self.bf16)
 
-    def probabilities(self, pairs: list[Pair]) -> np.ndarray:
+    def probabilities(self, pairs: list[Pair], bf16: bool | None = None) -> np.ndarray:
+        from lorag_harness.lm import compute
+
         if not pairs:
             return np.zeros(0)
-        logits = self.model.predict([(p.query, p.document) for p in pairs], batch_size=self.batch_size,
-                                    show_progress_bar=False, convert_to_numpy=True)
+        with compute("bf16" if (self.bf16 if bf16 is None else bf16) else None):
+            logits = self.model.predict([(p.query, p.document) for p in pairs], batch_size=self.batch_size,
+                                        show_progress_bar=False, convert_to_numpy=True)
         return to_probability(logits)
 
     def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
@@ -173,7 +177,8 @@ def _snapshot_folder(ce) -> Path | None:
 
 def make_cross_encoder(arg, context):
     """A sentence-transformers cross-encoder (HF id or folder); threshold from its manifest."""
-    return CrossEncoderGrader(arg or "", batch_size=max(context.batch_size, 32) if context else 32)
+    return CrossEncoderGrader(arg or "", batch_size=max(context.batch_size, 32) if context else 32,
+                              bf16=bool(context and context.quant == "bf16"))
 
 
 @hookimpl
