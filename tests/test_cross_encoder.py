@@ -185,3 +185,14 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
     assert any(c["test"] == "delong" for c in report["comparisons"]["s1-relevance"])
     again = CliRunner().invoke(cli, args)  # nothing retrained: the models are current
     assert again.exit_code == 0 and "reranker" in again.output and "is current" in again.output
+
+
+def test_without_topics_only_labelled_negatives_are_mined(tiny_bert):
+    from lorag_harness.model import Pair
+    from lorag_harness.trainers.rerank_train import mine_hard_negatives
+
+    pairs = [Pair("oil prices", "crude rose", True), Pair("oil prices", "bank rates", False),
+             Pair("oil prices", "wheat crop", False), Pair("rates", "bank rates", True), Pair("rates", "opec output", False)]
+    rows = {r["query"]: r for r in mine_hard_negatives(pairs, 5, embedder=tiny_bert)}
+    assert sorted(rows["oil prices"]["docs"][1:]) == ["bank rates", "wheat crop"]
+    assert rows["rates"]["docs"][1:] == ["opec output"]  # "crude rose" is unlabelled for this query: never a negative

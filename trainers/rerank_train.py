@@ -177,10 +177,9 @@ def mine_hard_negatives(pairs: list[Pair], k: int, embedder: str | None = None, 
     positives = [p for p in pairs if p.label]
     docs = list(dict.fromkeys(p.document for p in pairs))
     topic_of = {p.document: p.document_topic for p in pairs if p.document_topic}
-    relevant = {}
+    relevant, not_relevant = {}, {}
     for p in pairs:
-        if p.label:
-            relevant.setdefault(p.query, set()).add(p.document)
+        (relevant if p.label else not_relevant).setdefault(p.query, set()).add(p.document)
     queries = list(dict.fromkeys(p.query for p in positives))
     sims = embed(queries, embedder) @ embed(docs, embedder).T
     row_of = {q: i for i, q in enumerate(queries)}
@@ -193,7 +192,7 @@ def mine_hard_negatives(pairs: list[Pair], k: int, embedder: str | None = None, 
             d = docs[j]
             if d in relevant[p.query] or (p.query_topic and topic_of.get(d) == p.query_topic):
                 continue
-            if not p.query_topic and d not in topic_of:  # unknown topics: only labelled negatives are safe
+            if not p.query_topic and d not in not_relevant.get(p.query, ()):  # no topics: only labelled negatives
                 continue
             negs.append(d)
             if len(negs) == k:
