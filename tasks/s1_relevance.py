@@ -105,6 +105,35 @@ class S1Relevance(EvalPairsTask):
                     out.append({"a": a, "b": b, **delong(pa["label"], pa["score"], pb["score"])})
         return out
 
+    @classmethod
+    def charts(cls, results):
+        """Confusion matrices and a reliability diagram (HTML report)."""
+        from sklearn.metrics import confusion_matrix
+
+        from lorag_harness import plots
+
+        y = {g: [bool(x["label"]) for x in r.records] for g, r in results.items()}
+        cms = {g: confusion_matrix(y[g], [bool(x["relevant"]) for x in r.records], labels=[False, True])
+               for g, r in results.items()}
+        curves = {g: (y[g], [x["score"] for x in r.records]) for g, r in results.items()}
+        return [("Confusion matrices", plots.confusion_matrices(cms)), ("Reliability", plots.reliability(curves))]
+
+    @classmethod
+    def tables(cls, results, limit: int = 30):
+        """The pairs on which graders disagree (first ``limit``)."""
+        graders = list(results)
+        if len(graders) < 2:
+            return []
+        recs = {g: results[g].records for g in graders}
+        found = []
+        for i, rec in enumerate(recs[graders[0]]):
+            if len({recs[g][i]["relevant"] for g in graders}) > 1:
+                cells = [f"{'✔' if recs[g][i]['relevant'] == rec['label'] else '✘'} "
+                         f"{'' if recs[g][i]['score'] is None else round(recs[g][i]['score'], 2)}" for g in graders]
+                found.append([rec["pair_id"], rec["query"], rec.get("document", ""), rec["label"], *cells])
+        return [(f"Disagreements (s1-relevance): {len(found)} pairs", ["pair", "query", "document", "label", *graders],
+                 found[:limit])]
+
 
 @hookimpl
 def register_tasks(register):

@@ -40,14 +40,14 @@ def _lines(path: Path):
     """(line number, text) of the non-blank lines; decoding errors name the line."""
     if not path.is_file():
         raise DataError(str(path), None, "file not found")
-    line = 0
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line, text in enumerate(fh, start=1):
-                if text.strip():
-                    yield line, text
-    except UnicodeDecodeError:
-        raise DataError(str(path), line + 1, "not UTF-8 text") from None
+    with open(path, "rb") as fh:  # decoded line by line, so that an error names its line
+        for line, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise DataError(str(path), line, "not UTF-8 text") from None
+            if text.strip():
+                yield line, text
 
 
 def _objects(path: Path):

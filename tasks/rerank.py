@@ -1,0 +1,144 @@
+"""Rerank: a first stage retrieves the top k per query, each grader's judgments reorder them,
+ir-measures scores both against the human qrels (nDCG@10, MRR@10, MAP@100, P@5, Recall@k, judged@10)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from lorag_harness import ranking, retrieval
+from lorag_harness.errors import LoragError
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.model import Pair
+from lorag_harness.results import TaskResult, pairwise
+from lorag_harness.stats import Metric, bootstrap, mean, paired_randomization
+
+PREFIX = "first_stage_"
+PAIRED_ON = "ndcg@10"
+
+
+def judged_queries(dataset, n_queries: int | None = None):
+    """The dataset's queries with at least one judged-relevant document, in file order, first ``n_queries``."""
+    qs = [q for q in dataset.queries if any(g > 0 for g in dataset.qrels.get(q.query_id, {}).values())]
+    return qs[:n_queries] if n_queries else qs
+
+
+class Rerank:
+    """First stage (bm25 or dense) top k, reranked by each grader, scored against human qrels.
+
+    Order of the reranked list: ``lorag_harness.ranking.order`` (score descending; judgments without
+    a score after those with one, relevant before not relevant before undecided; ties keep the
+    first-stage order). Recall@k is the first stage's: the ceiling of any reranking."""
+
+    name = "rerank"
+
+    def __init__(self, k: int = 100, first_stage: str = "bm25", n_queries: int | None = None, embedder: str | None = None):
+        if k < 1:
+            raise LoragError(f"rerank: k must be >= 1, not {k}")
+        if n_queries is not None and n_queries < 1:
+            raise LoragError(f"rerank: n_queries must be >= 1, not {n_queries}")
+        retrieval.check_first_stage(first_stage)
+        self.k, self.first_stage, self.n_queries, self.embedder = k, first_stage, n_queries, embedder
+        self._cands = None
+
+    def queries(self, dataset):
+        return judged_queries(dataset, self.n_queries)
+
+    def check(self, dataset) -> None:
+        if not dataset.corpus:
+            raise LoragError(f"task rerank: dataset {dataset.name!r} has no retrieval corpus (use beir:DIR or jsonl:DIR)")
+        if not self.queries(dataset):
+            raise LoragError(f"task rerank: dataset {dataset.name!r} has no queries with judged-relevant documents")
+
+    def size(self, dataset) -> int:
+        return len(self.queries(dataset)) * min(self.k, len(dataset.corpus))
+
+    def candidates(self, dataset) -> tuple[dict[str, list[str]], float]:
+        """(query_id -> first-stage top-k doc ids, seconds to build the index and search), once per dataset."""
+        if self._cands is not None and self._cands[0] is dataset:
+            return self._cands[1], self._cands[2]
+        self.check(dataset)
+        index = retrieval.first_stage(self.first_stage, dataset, self.embedder)
+        start = time.perf_counter()
+        hits = retrieval.retrieve(self.first_stage, dataset, self.queries(dataset), self.k, self.embedder)
+        seconds = index.seconds + time.perf_counter() - start  # building the index (once per run) and searching
+        cands = {qid: [d for d, _ in row] for qid, row in hits.items()}
+        self._cands = (dataset, cands, seconds)
+        return cands, seconds
+
+    def run(self, dataset, judge) -> TaskResult:
+        cands, seconds = self.candidates(dataset)
+        qs = self.queries(dataset)
+        qrels = {q.query_id: dataset.qrels[q.query_id] for q in qs}
+        by_id = {d.doc_id: d for d in dataset.corpus}
+        pairs = [Pair(q.text, by_id[d].text, qrels[q.query_id].get(d, 0) > 0, q.topic, by_id[d].topic, f"{q.query_id}:{d}")
+                 for q in qs for d in cands[q.query_id]]
+        judgments = iter(judge(pairs))
+        reranked = {}
+        for q in qs:
+            docs = cands[q.query_id]
+            reranked[q.query_id] = ranking.order(docs, [next(judgments) for _ in docs])
+        measures = ranking.standard_measures(recall_k=self.k, judged_k=10)
+        after = ranking.per_query(measures, qrels, reranked)
+        before = ranking.per_query(measures, qrels, cands)
+        order = [q.query_id for q in qs]
+        metrics = {name: bootstrap(mean, np.array([after[name][q] for q in order])) for name in measures}
+        metrics |= {PREFIX + name: bootstrap(mean, np.array([before[name][q] for q in order])) for name in measures}
+        metrics[PREFIX + "seconds"] = Metric(round(seconds, 3), better=None)
+        records = [{"query_id": q, "first_stage": self.first_stage, "k": self.k,
+                    "ndcg@10": after["ndcg@10"][q], PREFIX + "ndcg@10": before["ndcg@10"][q],
+                    "top10": reranked[q][:10], "top10_rels": [qrels[q].get(d, 0) for d in reranked[q][:10]],
+                    "first_stage_top10": cands[q][:10]} for q in order]
+        paired = {PAIRED_ON: [after[PAIRED_ON][q] for q in order], PREFIX + PAIRED_ON: [before[PAIRED_ON][q] for q in order],
+                  "query_ids": order}
+        return TaskResult(metrics, records, paired)
+
+    def compare(self, results):
+        """Paired randomization tests on per-query nDCG@10: every pair of graders, and each grader vs the first stage."""
+        out = pairwise(results, PAIRED_ON, paired_randomization)
+        for grader, r in sorted(results.items()):
+            base = r.paired.get(PREFIX + PAIRED_ON)
+            if base is not None:
+                out.append({"a": grader, "b": _first_stage_label(r), "on": PAIRED_ON,
+                            **paired_randomization(r.paired[PAIRED_ON], base)})
+        return out
+
+    @classmethod
+    def report_rows(cls, results):
+        """The first stage alone, then one row per grader (first-stage metrics left out of grader rows)."""
+        if not results:
+            return []
+        first = next(iter(results.values()))
+        base = {k[len(PREFIX):]: m for k, m in first.metrics.items() if k.startswith(PREFIX) and k != PREFIX + "seconds"}
+        seconds = first.metrics.get(PREFIX + "seconds")
+        rows = [(_first_stage_label(first), base, seconds.value if seconds else None)]
+        rows += [(g, {k: m for k, m in r.metrics.items() if not k.startswith(PREFIX)}, g) for g, r in results.items()]
+        return rows
+
+    @classmethod
+    def charts(cls, results):
+        """Per-query nDCG@10 of the first stage and of each grader; per-query change over the first stage."""
+        from lorag_harness import plots
+
+        if not results or not all(PREFIX + PAIRED_ON in r.paired for r in results.values()):
+            return []
+        first = next(iter(results.values()))
+        label = _first_stage_label(first)
+        values = {label: first.paired[PREFIX + PAIRED_ON]} | {g: r.paired[PAIRED_ON] for g, r in results.items()}
+        dist = plots.distributions(values, "nDCG@10 per query", "per-query nDCG@10 (rerank)")
+        n = len(first.paired[PAIRED_ON])
+        deltas = {g: (list(range(1, n + 1)), sorted(np.subtract(r.paired[PAIRED_ON], r.paired[PREFIX + PAIRED_ON]), reverse=True))
+                  for g, r in results.items()}
+        delta = plots.lines(deltas, "queries, sorted", f"Δ nDCG@10 vs {label}", "gain over the first stage per query",
+                            ylim=(-1.02, 1.02))
+        return [("Per-query nDCG@10", dist), ("Per-query change over the first stage", delta)]
+
+
+def _first_stage_label(result) -> str:
+    rec = result.records[0] if result.records else {}
+    return f"{rec.get('first_stage', 'first stage')}@{rec.get('k', '?')} (first stage)"
+
+
+@hookimpl
+def register_tasks(register):
+    register("rerank", Rerank)

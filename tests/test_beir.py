@@ -1,0 +1,90 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from beir_fixtures import QRELS, write_beir
+
+from lorag_harness.cli import cli
+from lorag_harness.data.beir import load_beir, query_disjoint_split
+from lorag_harness.errors import DataError, LoragError
+from lorag_harness.runner import load_dataset
+
+
+def test_reads_the_layout_and_splits_queries_apart(tmp_path):
+    root = write_beir(tmp_path / "c")
+    ds = load_dataset(f"beir:{root}", {"seed": 3, "train_fraction": 0.25})
+    assert ds.name == "c/test" and len(ds.corpus) == 12 and len(ds.queries) == 5
+    assert ds.corpus[0].text.startswith("Apple harvest\nThe apple harvest")
+    judged = {q for q, _, _ in QRELS}
+    assert len(ds.train_qrels) == 1 and set(ds.train_qrels) | set(ds.qrels) == judged
+    assert not set(ds.train_qrels) & set(ds.qrels)  # no query in both
+    assert ds.qrels.get("q1", {}).get("d1", 2) == 2  # graded scores kept
+    train_q = {p.pair_id.split(":")[1] for p in ds.train_pairs}
+    eval_q = {p.pair_id.split(":")[1] for p in ds.eval_pairs}
+    assert train_q == set(ds.train_qrels) and eval_q <= set(ds.qrels) and not train_q & eval_q
+    # balanced: as many negatives as positives, and no negative is judged relevant
+    for pairs, qrels in ((ds.train_pairs, ds.train_qrels), (ds.eval_pairs, ds.qrels)):
+        assert sum(p.label for p in pairs) * 2 == len(pairs)
+        for p in pairs:
+            q, d = p.pair_id.split(":")[1:]
+            assert p.label == (qrels[q].get(d, 0) > 0)
+    again = load_dataset(f"beir:{root}", {"seed": 3, "train_fraction": 0.25})
+    assert again.train_qrels == ds.train_qrels and again.fingerprint() == ds.fingerprint()
+
+
+def test_query_disjoint_split_is_seeded_and_complete():
+    qrels = {f"q{i}": {"d": 1} for i in range(40)}
+    train, evals = query_disjoint_split(qrels, 0.2, seed=1)
+    assert len(train) == 8 and len(evals) == 32 and not set(train) & set(evals) and set(train) | set(evals) == set(qrels)
+    assert query_disjoint_split(qrels, 0.2, seed=1)[0] == train and query_disjoint_split(qrels, 0.2, seed=2)[0] != train
+    assert query_disjoint_split(qrels, 0, seed=1) == ({}, qrels)
+    with pytest.raises(LoragError, match="train_fraction"):
+        query_disjoint_split(qrels, 1.0, seed=1)
+
+
+def test_train_split_file_is_used_and_never_shares_a_query(tmp_path):
+    root = write_beir(tmp_path / "c", qrels={"test": QRELS, "train": [("q1", "d3", 1), ("q5", "d9", 1)]},
+                      splits=("test", "train"))
+    ds = load_beir(str(root), {"split": "test"})
+    assert ds.train_source == "qrels/train.tsv"
+    assert set(ds.train_qrels) == {"q5"}  # q1 is an evaluation query: dropped from training
+    assert set(ds.qrels) == {q for q, _, _ in QRELS}
+    with pytest.raises(DataError, match=r"qrels/dev.tsv: no such qrels split \(found: test, train\)"):
+        load_beir(str(root), {"split": "dev"})
+
+
+@pytest.mark.parametrize("file, content, message", [
+    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b"\n', r"corpus.jsonl:2: invalid JSON"),
+    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n\n{"_id": "d1", "text": "b"}\n', r"corpus.jsonl:3: duplicate _id 'd1' \(first on line 1\)"),
+    ("corpus.jsonl", '{"_id": "d1", "text": {"a": 1}}\n', r"corpus.jsonl:1: field 'text' must be a string, not dict"),
+    ("corpus.jsonl", '{"text": "a"}\n', r"corpus.jsonl:1: missing field '_id'"),
+    ("queries.jsonl", '{"_id": "q1", "text": "x"}\n{"_id": "q1", "text": "y"}\n', r"queries.jsonl:2: duplicate _id 'q1'"),
+    ("qrels/test.tsv", "q1\td1\t1\n", r"test.tsv:1: missing header line"),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tnope\t1\n", r"test.tsv:3: document 'nope' is not in corpus.jsonl"),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq9\td1\t1\n", r"test.tsv:2: query 'q9' is not in queries.jsonl"),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\thigh\n", r"test.tsv:2: score 'high' is not an integer"),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1 1\n", r"test.tsv:2: expected 3 tab-separated columns"),
+    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t0\n", r"test.tsv:3: conflicting scores"),
+    ("corpus.jsonl", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "\xff"}\n', r"corpus.jsonl:2: not UTF-8"),
+])
+def test_bad_files_name_file_and_line(tmp_path, file, content, message):
+    root = write_beir(tmp_path / "c")
+    path = root / file
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=message):
+        load_beir(str(root), {})
+
+
+def test_cli_reports_a_bad_qrels_line_without_traceback(tmp_path):
+    root = write_beir(tmp_path / "c")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td99\t1\n")
+    result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "rerank", "-d", f"beir:{root}"])
+    assert result.exit_code == 2 and "test.tsv:3: document 'd99' is not in corpus.jsonl" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_split_option_picks_the_qrels_file(tmp_path):
+    root = write_beir(tmp_path / "c")
+    result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "rerank", "-d", f"beir:{root}",
+                                      "--split", "dev"])
+    assert result.exit_code == 2 and "no such qrels split (found: test)" in result.output
