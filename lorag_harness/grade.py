@@ -18,7 +18,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 from . import registry
-from .errors import LoragError
+from .errors import DataError, LoragError
 from .grade_input import PairFile, file_format, writable_parent
 from .grade_output import open_output, read_manifest, remove_outputs, write_manifest
 from .hookspecs import hookimpl
@@ -142,6 +142,9 @@ def run_grade(cfg: GradeConfig, pm=None, console: Console | None = None) -> Grad
     if manifest is None:
         rows = read_manifest(out).get("rows", 0)
         return GradeSummary(str(out), rows, 0, rows, 0.0, complete_before=True)
+    total = source.count()
+    if total == 0:
+        raise DataError(source.source, None, "no rows")
     write_manifest(out, manifest)
     writer = open_output(out, manifest["format"], cfg.reasons, cfg.part_rows)
     done, last_id = writer.resume()
@@ -149,7 +152,6 @@ def run_grade(cfg: GradeConfig, pm=None, console: Console | None = None) -> Grad
     if done and last_id != input_id:
         raise LoragError(f"--out {out}: row {done} has id {last_id!r} but the input's row {done} has id {input_id!r}; "
                          "pass --force to start over")
-    total = source.count()
     summary = GradeSummary(str(out), done, 0, done, 0.0)
 
     def take(ids, judgments):

@@ -275,6 +275,10 @@ def test_output_checked_before_any_work(tmp_path, overlap):
     for args, msg in cases:
         r = grade("-g", "overlap", "--in", src, *args)
         assert r.exit_code == 2 and msg in r.output, (args, r.output)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    r = grade("-g", "overlap", "--in", empty, "--out", tmp_path / "j.jsonl")
+    assert r.exit_code == 2 and f"{empty}: no rows" in r.output
     r = grade("-g", "nope", "--in", src, "--out", tmp_path / "j.jsonl")
     assert r.exit_code == 2 and "unknown grader 'nope'" in r.output
     assert not overlap.exists()  # nothing was graded
