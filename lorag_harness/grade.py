@@ -74,8 +74,8 @@ def check_config(cfg: GradeConfig) -> tuple[str, str | None]:
     if cfg.chunk_rows < 1 or cfg.part_rows < 1:
         raise LoragError("--chunk-size must be >= 1")
     kind, address = parse_executor(cfg.executor)
-    if kind == "local" and (cfg.actors != 1 or cfg.num_gpus):
-        raise LoragError("--actors and --num-gpus apply to --executor ray only")
+    if kind == "local" and (cfg.actors != 1 or cfg.num_gpus or cfg.cpus_per_actor != 1.0):
+        raise LoragError("--actors, --num-gpus and --cpus-per-actor apply to --executor ray only")
     if cfg.actors < 1 or cfg.num_gpus < 0 or cfg.cpus_per_actor <= 0:
         raise LoragError("--actors must be >= 1, --num-gpus >= 0 and --cpus-per-actor > 0")
     if kind == "ray":

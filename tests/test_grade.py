@@ -168,6 +168,22 @@ def test_parquet_run_stopped_midway_resumes_from_its_parts(tmp_path, overlap):
     assert [g["id"] for g in read_out(out)] == [str(i) for i in range(1, 41)]
 
 
+def test_a_line_cut_by_a_kill_is_truncated_and_the_run_continues(tmp_path, overlap):
+    rows = make_rows(20)
+    src = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    out = tmp_path / "j.jsonl"
+    full = tmp_path / "full.jsonl"
+    assert grade("-g", "overlap", "--in", src, "--out", full).exit_code == 0
+    lines = full.read_text().splitlines(keepends=True)
+    manifest = json.loads((tmp_path / "full.jsonl.manifest.json").read_text())
+    out.write_text("".join(lines[:7]) + lines[7][:15])  # what a kill during the 2nd chunk's write leaves
+    (tmp_path / "j.jsonl.manifest.json").write_text(json.dumps({**manifest, "finished": False}))
+    r = grade("-g", "overlap", "--in", src, "--out", out)
+    assert r.exit_code == 0 and "resumed after 7" in r.output, r.output
+    assert out.read_text() == full.read_text()
+    assert len(overlap.read_text().splitlines()) == 20 + 13  # the full run, then rows 8-20 only
+
+
 SLOW = r'''
 import sys, time
 from lorag_harness import hookimpl
@@ -270,6 +286,7 @@ def test_output_checked_before_any_work(tmp_path, overlap):
         (["--out", src], "is the input file"),
         (["--out", tmp_path / "j.jsonl", "--executor", "spark"], "expected local, ray or ray:ADDRESS"),
         (["--out", tmp_path / "j.jsonl", "--actors", "3"], "apply to --executor ray only"),
+        (["--out", tmp_path / "j.jsonl", "--num-gpus", "1"], "apply to --executor ray only"),
         (["--out", tmp_path / "j.jsonl", "--in", tmp_path / "missing.jsonl"], "file not found"),
     ]
     for args, msg in cases:
