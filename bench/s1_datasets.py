@@ -3,7 +3,7 @@ embedding graders beside it on the same held-out evaluation pairs; and short tra
 (validation AUC vs steps and wall time) that chose the profile.
 
     nice -n 10 .venv/bin/python bench/s1_datasets.py table [--datasets r8,r52,20ng,cisi] [--time-budget 10m]
-    nice -n 10 .venv/bin/python bench/s1_datasets.py experiment NAME --dataset 20ng objective=binary steps=100 ...
+    nice -n 10 .venv/bin/python bench/s1_datasets.py experiment --dataset 20ng NAME objective=binary steps=100 ...
 
 Results go to bench/results.json under "s1_datasets" (read-modify-write of that key only)."""
 from __future__ import annotations
@@ -140,7 +140,11 @@ def table(args) -> None:
     from lorag_harness.trainers.train import TrainConfig, train
 
     budget = parse_duration(args.time_budget)
+    done = json.loads(RESULTS.read_text()).get(KEY, {}).get("table", {}) if RESULTS.is_file() else {}
     for name in args.datasets.split(","):
+        if name in done and not args.force:
+            print(f"{name}: already in {RESULTS.name} (--force to run again)", flush=True)
+            continue
         ds = load(name, args.train_pairs, args.eval_pairs, args.seed)
         out = Path(args.out_dir) / name
         values = dict(PROFILES[DEFAULT_PROFILE]["s1"]) | ({"time_budget": budget} if budget else {})
@@ -173,6 +177,7 @@ def main(argv=None):
             p.add_argument("--datasets", default="r8,r52,20ng,cisi")
             p.add_argument("--time-budget", default="10m")
             p.add_argument("--out-dir", default="runs/s1_datasets")
+            p.add_argument("--force", action="store_true", help="Run datasets already in the table again")
         else:
             p.add_argument("name")
             p.add_argument("--dataset", default="20ng", choices=sorted(ORANGE) + ["cisi"])

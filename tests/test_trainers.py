@@ -369,3 +369,18 @@ def test_balanced_batches_are_half_positive():
     batches = balanced_batches(exs, 8, random.Random(0))
     assert all(sum(e.label for e in b) * 2 == len(b) for b in batches)
     assert {id(e) for b in batches for e in b} == {id(e) for e in exs}  # every example, minority repeated
+
+
+def test_cli_reports_the_steps_chosen_for_the_time_budget(tiny_model_dir, r8_small, tmp_path):
+    from click.testing import CliRunner
+
+    from lorag_harness.cli import cli
+
+    args = tiny_train_args(tiny_model_dir, tmp_path / "t", "--train-pairs", "40", "--time-budget", "1h",
+                           "--allow-weak")
+    args[args.index("--steps") : args.index("--steps") + 2] = ["--epochs", "1"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert m["hyperparameters"]["time_budget"] == 3600 and m["hyperparameters"]["steps"] == m["hyperparameters"]["steps_cap"]
+    assert f"{m['hyperparameters']['steps']} steps chosen" in " ".join(result.output.split())

@@ -32,7 +32,10 @@ def train_with_progress(cfg, dataset) -> dict:
             progress.update(bar, completed=step, total=total, loss=loss, auc="–" if auc is None else f"{auc:.3f}")
 
         manifest = train(cfg, dataset, update)
-    m = manifest["metrics"]
+    m, h = manifest["metrics"], manifest["hyperparameters"]
+    if cfg.time_budget:
+        err.print(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s → {h['steps']} steps chosen "
+                  f"(the epochs limit allows {h['steps_cap']})")
     err.print(f"{cfg.stage}: {m['steps_run']} steps ({m['stopped']}), loss {m['first_loss']:.3f} → "
               f"{m['final_loss']:.3f} in {m['seconds']:.0f} s ({m['steps_per_s']:.3f} steps/s, "
               f"{m['examples_per_s']:.2f} examples/s) → {cfg.out}")

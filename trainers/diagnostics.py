@@ -60,6 +60,7 @@ class Validator:
 
     def __init__(self, tokenizer, pairs: list[Pair], max_doc_tokens: int | None, batch_size: int = 32):
         self.labels = [p.label for p in pairs]
+        self.queries = [p.query for p in pairs]
         self.seqs = [prompts.encode(tokenizer, p.query, p.document, prompts.PREFILL, max_doc_tokens) for p in pairs]
         self.ids = (prompts.single_token(tokenizer, " true"), prompts.single_token(tokenizer, " false"),
                     tokenizer.pad_token_id)
@@ -69,12 +70,12 @@ class Validator:
     def __call__(self, model) -> float:
         from sklearn.metrics import roc_auc_score
 
-        from lorag_harness.graders.lm_scoring import score_true_false
+        from lorag_harness.graders.prefix_cache import score_with_prefix_cache
 
         was_training = model.training
         model.eval()
-        try:
-            self.scores = score_true_false(model, self.seqs, *self.ids[:2], self.ids[2], self.batch_size)
+        try:  # the graders' own scoring: the shared instruction prefix is run once (same numbers)
+            self.scores = score_with_prefix_cache(model, self.seqs, self.queries, *self.ids, self.batch_size)
         finally:
             model.train(was_training)
         return float(roc_auc_score(self.labels, self.scores))

@@ -52,6 +52,7 @@ class TrainConfig:
     batches: str = "length"  # length (length-sorted) | balanced (half positive, half negative)
     autocast: str = "none"  # none | bf16 (bfloat16 autocast around the forward)
     grad_accum: int = 1  # batches per optimiser step
+    top_layers: int = 0  # LoRA on the last N decoder layers only (0: all): no backward below them
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
@@ -94,8 +95,13 @@ def prepare_model(cfg: TrainConfig):
             raise LoragError(f"{cfg.init_adapter}: not an adapter folder (run `lorag train s1` first)")
         model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
     else:
+        layers = None
+        if cfg.top_layers:
+            n = model.config.num_hidden_layers
+            layers = list(range(max(0, n - cfg.top_layers), n))
         model = get_peft_model(model, LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                                 target_modules=cfg.target_modules, task_type="CAUSAL_LM"))
+                                                 target_modules=cfg.target_modules, task_type="CAUSAL_LM",
+                                                 layers_to_transform=layers))
     model.train()
     return model
 
