@@ -46,13 +46,23 @@ class CacheError(LoragError):
         super().__init__(f"judgment cache {path}: {problem}; {fixes} (or run with --no-cache, or --cache OTHER_FILE)")
 
 
-def classify(e: sqlite3.Error) -> str:
+def classify(e: sqlite3.Error, path: str | None = None) -> str:
     text = str(e).lower()
     if any(w in text for w in DAMAGED):
-        return "damaged"
+        return "foreign" if path and _text_file(path) else "damaged"
     if "readonly" in text or "read-only" in text:
         return "read-only"
     return "unopenable"
+
+
+def _text_file(path: str) -> bool:
+    """A UTF-8 text file (a report, a CSV passed as --cache by mistake): not ours to move aside."""
+    try:
+        head = Path(path).read_bytes()[:4096]
+        head.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head) and not head.startswith(b"SQLite format 3")
 
 
 class JudgmentCache:
@@ -71,7 +81,8 @@ class JudgmentCache:
             self._db = self._open()
         except sqlite3.Error as e:
             self.close()
-            raise CacheError(self.path, str(e), classify(e)) from None
+            kind = classify(e, self.path)
+            raise CacheError(self.path, "a text file, not an SQLite database" if kind == "foreign" else str(e), kind) from None
         except OSError as e:
             self.close()
             raise CacheError(self.path, e.strerror or str(e), "unopenable") from None
@@ -92,6 +103,7 @@ class JudgmentCache:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._db = db
+        self._check_schema(create=False)  # before anything is written: another program's file stays untouched
         if not memory:
             db.execute("PRAGMA journal_mode=WAL")
         self._check_schema(create=True)

@@ -226,18 +226,25 @@ def test_read_only_cache_run_info_and_clear(tmp_path, pairs_file, test_grader, r
     assert str(cache) in one_line_error(run("cache", "clear", "--cache", cache))
 
 
-def test_foreign_database_is_left_alone(tmp_path, pairs_file, test_grader):
+@pytest.mark.parametrize("kind", ["sqlite", "text"])
+def test_someone_elses_file_is_left_alone(tmp_path, pairs_file, test_grader, kind):
     cache = tmp_path / "other.db"
-    db = sqlite3.connect(cache)
-    db.execute("CREATE TABLE invoices (n INTEGER)")
-    db.execute("INSERT INTO invoices VALUES (1)")
-    db.commit()
-    db.close()
+    if kind == "sqlite":
+        db = sqlite3.connect(cache)
+        db.execute("CREATE TABLE invoices (n INTEGER)")
+        db.execute("INSERT INTO invoices VALUES (1)")
+        db.commit()
+        db.close()
+        problem = "not a judgments cache (tables: invoices)"
+    else:  # e.g. a report passed as --cache by mistake
+        cache.write_text('{"results": {}}\n')
+        problem = "a text file, not an SQLite database"
+    before = cache.read_bytes()
     line = one_line_error(run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--cache", cache))
-    assert "not a judgments cache (tables: invoices)" in line
-    assert "not a judgments cache" in one_line_error(run("cache", "info", "--cache", cache))
-    assert "not a judgments cache" in one_line_error(run("cache", "clear", "--cache", cache))
-    assert sqlite3.connect(cache).execute("SELECT COUNT(*) FROM invoices").fetchone()[0] == 1
+    assert problem in line and "lorag leaves it alone" in line
+    assert problem in one_line_error(run("cache", "info", "--cache", cache))
+    assert problem in one_line_error(run("cache", "clear", "--cache", cache))
+    assert cache.read_bytes() == before and not list(tmp_path.glob("other.db.corrupt-*"))
 
 
 def test_empty_file_is_a_fresh_cache(tmp_path, pairs_file, test_grader):
