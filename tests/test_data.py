@@ -73,7 +73,7 @@ def test_builder_reports_what_it_could_not_build():
     ({"corpus_size": 0}, r"corpus_size \(--corpus-size\) must be"),
     ({"n_queries": 2.5}, r"n_queries \(--rag-queries\) must be a whole number >= 1, not 2.5"),
     ({"n_eval": True}, r"n_eval .* not True"),
-    ({"n_train": 1}, r"n_train must be at least 2 \(one relevant and one not-relevant pair per document\)"),
+    ({"n_train": 1}, r"n_train \(--train-pairs\) must be at least 2 \(a relevant and a not-relevant pair per document\)"),
     ({"seed": "7"}, r"seed must be a whole number, not '7'"),
 ])
 def test_counts_below_one_are_refused(options, message):

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 from ..errors import LoragError
 from ..model import Dataset, Doc, Pair, Query
-from .checks import check_counts, text_key
+from .checks import COUNT_OPTIONS, check_counts, text_key
 from .topics import PHRASINGS, readable
 
 LEAD_WORDS = 14
@@ -116,8 +116,8 @@ def build_dataset(
                       max_words=max_words))
     for key, value in (("n_train", n_train), ("n_eval", n_eval)):
         if value < 2:
-            raise LoragError(f"dataset option {key} must be at least 2 (one relevant and one not-relevant pair "
-                             f"per document), not {value}")
+            raise LoragError(f"dataset option {key} ({COUNT_OPTIONS[key]}) must be at least 2 (a relevant and a "
+                             f"not-relevant pair per document), not {value}")
     rng = random.Random(seed)
     train_docs = [(lab, truncate_words(t, max_words)) for lab, t in train_docs]
     test_docs = [(lab, truncate_words(t, max_words)) for lab, t in test_docs]
