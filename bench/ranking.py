@@ -38,16 +38,17 @@ def first_stage_row(name: str, ds, queries, k: int) -> dict:
 def rerank_row(spec: str, k: int, first_stage: str, args, ds) -> dict:
     cfg = BenchConfig(graders=[spec], tasks=["rerank"], dataset=f"beir:{args.data}", dataset_options={"seed": args.seed},
                       task_options={"rerank": {"k": k, "first_stage": first_stage, "n_queries": args.queries}},
-                      cache_path=":memory:", batch_size=args.batch_size, max_doc_tokens=args.max_doc_tokens)
+                      cache_path=args.cache or ":memory:", batch_size=args.batch_size, max_doc_tokens=args.max_doc_tokens)
     start = time.perf_counter()
     result = run_bench(cfg, dataset=ds)
     seconds = time.perf_counter() - start
     r = result.results["rerank"][spec]
     test = next(c for c in result.comparisons["rerank"] if "first stage" in c["b"])
-    return {"system": f"{spec} reranking {first_stage}@{k}", "k": k, "seconds": round(seconds, 2),
+    return {"system": f"{spec} reranking {first_stage}@{k}", "k": k, "queries": len(r.records), "seconds": round(seconds, 2),
             "grading_seconds": result.timings[spec]["rerank"], "pairs": len(r.records) * k,
             **{m: round(v.value, 4) for m, v in r.metrics.items() if not m.startswith("first_stage_")},
-            **{m: round(r.metrics[m].value, 4) for m in ("first_stage_ndcg@10",)},
+            **{m: round(v.value, 4) for m, v in r.metrics.items() if m.startswith("first_stage_")},
+            "shared_cache": bool(args.cache),
             "vs_first_stage": {"mean_diff_ndcg@10": round(test["mean_diff"], 4), "p_value": round(test["p_value"], 4)}}
 
 
@@ -60,6 +61,9 @@ def main():
     ap.add_argument("--first-stage", default="bm25")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-doc-tokens", type=int, default=160)
+    ap.add_argument("--first-stages", default="bm25,dense", help="first stages measured alone (all queries)")
+    ap.add_argument("--cache", default=None, help="judgment cache shared by the reranker rows (default: none; a row whose "
+                                                   "judgments all come from it is marked reused)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     args = ap.parse_args()
     rerankers = args.reranker or ["embedding:100", "embedding:20", "base:20"]
@@ -68,11 +72,10 @@ def main():
     ds = load_dataset(f"beir:{args.data}", {"seed": args.seed})
     load_s = time.perf_counter() - start  # includes building the BM25 index for the training negatives
     queries = [q for q in ds.queries if any(g > 0 for g in ds.qrels.get(q.query_id, {}).values())]
-    queries = queries[: args.queries] if args.queries else queries
-    out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries), "train_source": ds.train_source,
+    out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries), "reranked_queries": args.queries or len(queries), "train_source": ds.train_source,
            "training_queries": len(ds.train_qrels), "load_seconds": round(load_s, 2), "seed": args.seed,
            "note": "wall times on a shared 2-core machine under heavy load from other jobs", "rows": []}
-    for name in ("bm25", "dense"):
+    for name in [s for s in args.first_stages.split(",") if s]:
         index = retrieval.first_stage(name, ds)
         row = first_stage_row(name, ds, queries, 100)
         row["index_seconds"] = round(index.seconds, 2)
@@ -84,12 +87,15 @@ def main():
 
 
 def save(results: str, out: dict, row: dict) -> None:
-    """Print the row and write everything so far (read-modify-write of our own key only)."""
+    """Print the row and write everything so far (read-modify-write of our own key only); rows of
+    earlier runs for other systems are kept."""
     out["rows"].append(row)
     print(json.dumps(row), flush=True)
     path = Path(results)
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data["ranking"] = out
+    mine = {r["system"] for r in out["rows"]}
+    kept = [r for r in data.get("ranking", {}).get("rows", []) if r["system"] not in mine]
+    data["ranking"] = out | {"rows": kept + out["rows"]}
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -88,3 +88,15 @@ def test_cli_split_option_picks_the_qrels_file(tmp_path):
     result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "rerank", "-d", f"beir:{root}",
                                       "--split", "dev"])
     assert result.exit_code == 2 and "no such qrels split (found: test)" in result.output
+
+
+def test_cli_reranks_a_beir_folder(tmp_path):
+    root = write_beir(tmp_path / "c")
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "rerank", "-d", f"beir:{root}",
+                                      "--rerank-k", "5", "--first-stage", "dense", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "dense@5 (first stage)" in result.output and "ndcg@10" in result.output
+    report = json.loads(out.read_text())
+    rec = report["results"]["rerank"]["embedding"]["records"]
+    assert report["dataset"] == "c/test" and {r["first_stage"] for r in rec} == {"dense"} and {r["k"] for r in rec} == {5}
