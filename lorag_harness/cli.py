@@ -135,6 +135,8 @@ def config_from(o: dict):
         raise LoragError("--graders names no grader")
     if o["tasks"] is not None and not tasks:
         raise LoragError("--tasks names no task")
+    if o["split"] and not o["dataset"].startswith("beir:"):
+        raise LoragError(f"--split applies to beir:DIR datasets only, not {o['dataset']!r}")
     return BenchConfig(
         graders=graders,
         tasks=tasks or list(DEFAULT_TASKS),

@@ -72,6 +72,8 @@ def effect(c: dict) -> str:
     if c["test"] == "mcnemar-exact":
         return f"{c['on']}: only a {c['only_a']} / only b {c['only_b']}"
     if c["test"] == "kendall-tau":
+        if c.get("tau") is None:
+            return f"{c['on']}: τ undefined (systems tied) over {c['n_systems']} systems"
         return f"{c['on']}: τ {c['tau']:+.3f} over {c['n_systems']} systems"
     return f"{c['on']}: Δ {c['mean_diff']:+.3f} ({c['low']:+.2f}–{c['high']:+.2f})"
 

@@ -160,8 +160,10 @@ class JudgeAgreement:
             scores = system_scores(systems, made)
             names = sorted(systems)
             tau, p = kendalltau([human_scores[s] for s in names], [scores[s] for s in names])
+            defined = bool(np.isfinite(tau))  # undefined when every system ties under one of the qrels
             out.append({"a": grader, "b": "human qrels", "on": "systems by nDCG@10", "test": "kendall-tau",
-                        "tau": float(np.nan_to_num(tau)), "n_systems": len(names), "p_value": float(np.nan_to_num(p, nan=1.0)),
+                        "tau": float(tau) if defined else None, "n_systems": len(names),
+                        "p_value": float(p) if defined else 1.0,
                         "human": {s: human_scores[s] for s in names}, "grader": {s: scores[s] for s in names}})
         return out
 

@@ -100,3 +100,8 @@ def test_cli_reranks_a_beir_folder(tmp_path):
     report = json.loads(out.read_text())
     rec = report["results"]["rerank"]["embedding"]["records"]
     assert report["dataset"] == "c/test" and {r["first_stage"] for r in rec} == {"dense"} and {r["k"] for r in rec} == {5}
+
+
+def test_split_on_a_dataset_without_splits_is_an_error():
+    result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "s1-relevance", "--split", "dev"])
+    assert result.exit_code == 2 and "--split applies to beir:DIR datasets only" in result.output
