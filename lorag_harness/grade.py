@@ -38,7 +38,7 @@ class GradeConfig:
     quant: str | None = None
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_rows: int = 256  # rows graded, stored and written per step
-    part_rows: int = 65536  # parquet output: rows per part file
+    part_rows: int = 16384  # parquet output: rows per part file
     force: bool = False
     executor: str = "local"  # local, ray or ray:ADDRESS
     actors: int = 1
@@ -220,7 +220,7 @@ def register_commands(cli):
     @click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=256, show_default=True,
                   help="Rows graded, stored and written per step")
-    @click.option("--part-rows", type=click.IntRange(min=1), default=65536, hidden=True)
+    @click.option("--part-rows", type=click.IntRange(min=1), default=16384, hidden=True)
     @click.option("--force", is_flag=True, help="Overwrite --out even if it holds other work")
     @click.option("--executor", default="local", show_default=True, help="local, ray (a local Ray cluster) or ray:ADDRESS")
     @click.option("--actors", type=int, default=1, show_default=True, help="Ray: grader actors")

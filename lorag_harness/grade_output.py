@@ -115,8 +115,7 @@ class ParquetOut:
         self.out, self.reasons, self.part_rows = out, reasons, part_rows
         self.dir = parts_dir(out)
         self.done = 0
-        self._ids: list[str] = []
-        self._judgments: list[Judgment] = []
+        self._cols: dict[str, list] = {name: [] for name in self.schema().names}  # the part being filled
 
     def schema(self):
         import pyarrow as pa
@@ -153,20 +152,22 @@ class ParquetOut:
         return done, last[len(last) - 1].as_py()
 
     def write(self, ids: list[str], judgments: list[Judgment]) -> None:
-        self._ids.extend(ids)
-        self._judgments.extend(judgments)
-        while len(self._ids) >= self.part_rows:
+        self._cols["id"].extend(ids)
+        self._cols["relevant"].extend(j.relevant for j in judgments)
+        self._cols["score"].extend(j.score for j in judgments)
+        if self.reasons:
+            self._cols["reason"].extend(None if j.reason is None else json.dumps(j.reason, ensure_ascii=False)
+                                        for j in judgments)
+        while len(self._cols["id"]) >= self.part_rows:
             self._flush(self.part_rows)
 
     def _flush(self, n: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        ids, js = self._ids[:n], self._judgments[:n]
-        del self._ids[:n], self._judgments[:n]
-        cols = {"id": ids, "relevant": [j.relevant for j in js], "score": [j.score for j in js]}
-        if self.reasons:
-            cols["reason"] = [None if j.reason is None else json.dumps(j.reason, ensure_ascii=False) for j in js]
+        cols = {name: values[:n] for name, values in self._cols.items()}
+        for values in self._cols.values():
+            del values[:n]
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"part-{self.done:012d}-{n:09d}.parquet"
         tmp = self.dir / (name + ".tmp")
@@ -180,12 +181,13 @@ class ParquetOut:
         """Write the last part, then combine the parts into ``out`` (one part in memory at a time)."""
         import pyarrow.parquet as pq
 
-        if self._ids:
-            self._flush(len(self._ids))
+        if self._cols["id"]:
+            self._flush(len(self._cols["id"]))
         tmp = self.out.with_name(self.out.name + ".tmp")
         with pq.ParquetWriter(tmp, self.schema()) as writer:
             for _, _, path in self._parts():
-                writer.write_table(pq.read_table(path, schema=self.schema()))
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=self.part_rows):
+                    writer.write_batch(batch)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.out)
