@@ -134,6 +134,7 @@ def main():
     ap.add_argument("--adapter", default=None, help="adapter for every LM path (default: runs/demo/adapters/s2 if present)")
     ap.add_argument("--reason-pairs", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of (a), (b), (c) and the matmul")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON file whose \"grading\" key is replaced")
     args = ap.parse_args()
     default_adapter = Path("runs/demo/adapters/s2")
     adapter = args.adapter or (str(default_adapter) if (default_adapter / "adapter_config.json").is_file() else None)
@@ -142,9 +143,13 @@ def main():
     pairs = ds.eval_pairs[: args.pairs]
     # a RAG-shaped workload too: 10 queries x 20 documents
     rag = [Pair(q.text, d.text, d.topic == q.topic) for q in ds.queries[:10] for d in ds.corpus[:20]]
-    g = LMGrader("s2" if adapter else "base", adapter=adapter, batch_size=args.batch_size,
-                 score_batch_size=args.score_batch_size, max_doc_tokens=args.max_doc_tokens)
+    # one grader per variant (none is reconfigured while in use); variants share the loaded weights
+    g = LMGrader("s2" if adapter else "base", adapter=adapter, batch_size=args.batch_size, prefix_cache=False,
+                 score_batch_size=args.score_batch_size, max_doc_tokens=args.max_doc_tokens)  # (b)
     g.model  # load before timing
+    g_c = g.variant(prefix_cache=True)  # (c) through grade(); reasons, free decoding
+    g_b16, g_c16 = g.variant(quant="bf16"), g.variant(quant="bf16", prefix_cache=True)  # same weights, bf16 matmuls
+    g_cons = g_c.variant(constrained_topics=label_topics(ds))  # reasons under the JSON schema
     flops_machine = matmul_flops()
     n_params = sum(p.numel() for p in g.model.parameters())
     n_embed = g.model.get_input_embeddings().weight.numel()
@@ -153,7 +158,6 @@ def main():
                "params": n_params, "threshold": g.threshold, "non_embedding_params": n_params - n_embed}
 
     seed_pairs = pairs[: args.seed_pairs or len(pairs)]
-    g.prefix_cache = False
     seqs = [g.encode(p, prompts.PREFILL) for p in pairs]
     ids = (g.token_id(" true"), g.token_id(" false"), g.tokenizer.pad_token_id)
     stats: dict = {}
@@ -179,23 +183,17 @@ def main():
     mm_flop = 2 * (n_params - n_embed) * padded_tokens(seqs, g.score_batch_size) + 2 * n_embed * len(pairs)
     b_profile = profile_mm(lambda: g.grade(pairs), mm_flop)
     rag_b, _ = timed(lambda: g.grade(rag))
-    g.prefix_cache = True
     rag_stats: dict = {}
     rag_seqs = [g.encode(p, prompts.PREFILL) for p in rag]
     rag_c, _ = timed(lambda: score_with_prefix_cache(g.model, rag_seqs, [p.query for p in rag], *ids, g.score_batch_size,
                                                      stats=rag_stats))
-    g.quant = "bf16"  # same weights, matmuls in bfloat16
-    g.prefix_cache = False
-    t_b16, jb16 = timed(lambda: g.grade(pairs))
-    g.prefix_cache = True
-    t_c16, _ = timed(lambda: g.grade(pairs))
-    g.quant = None
+    t_b16, jb16 = timed(lambda: g_b16.grade(pairs))
+    t_c16, _ = timed(lambda: g_c16.grade(pairs))
     emb = EmbeddingGrader(train_pairs=ds.train_pairs, topics=ds.topics)
     t_d, _ = timed(lambda: emb.grade(pairs))
     reason_pairs = pairs[: args.reason_pairs]
-    t_free, free = timed(lambda: g.grade(reason_pairs, reasons=True))
-    g.constrained_topics = label_topics(ds)
-    t_cons, cons = timed(lambda: g.grade(reason_pairs, reasons=True))
+    t_free, free = timed(lambda: g_c.grade(reason_pairs, reasons=True))
+    t_cons, cons = timed(lambda: g_cons.grade(reason_pairs, reasons=True))
 
     dec_b = [j.relevant for j in jb]
     dec_c = [s >= g.threshold for s in sc]
@@ -236,9 +234,9 @@ def main():
     })
     results["c_fraction_of_matmul"] = results["c_flops_all_params"] / flops_machine
     results["c_fraction_of_matmul_non_embedding"] = results["c_flops_non_embedding"] / flops_machine
-    all_results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    all_results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     all_results["grading"] = results
-    RESULTS.write_text(json.dumps(all_results, indent=2))
+    args.results.write_text(json.dumps(all_results, indent=2))
     for k in ("ratio_b_over_a", "ratio_b_over_a_per_round", "ratio_c_over_a", "c_fraction_of_matmul", "c_fraction_of_matmul_non_embedding",
               "b_equals_c", "float32_accuracy", "float32_roc_auc", "agreement_with_a_where_parsed",
               "agreement_with_a_where_value_found"):

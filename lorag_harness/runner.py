@@ -142,7 +142,7 @@ def check_tasks(tasks: list, dataset: Dataset, skip_unfit: bool) -> tuple[list, 
             unfit.append((task, str(e)))
             continue
         fit.append(task)
-        notes += [f"{task.name}: {n}" for n in found or ()]
+        notes += [f"{task.name}: {n}" for n in ([found] if isinstance(found, str) else found or ())]
     if unfit and (not skip_unfit or not fit):
         names = ", ".join(t.name for t in fit)
         hint = f"; tasks that fit it: -t {','.join(t.name for t in fit)}" if names else ""
