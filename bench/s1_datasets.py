@@ -105,7 +105,8 @@ def experiment(args) -> None:
            "train_s": m["metrics"]["seconds"], "steps_run": m["metrics"]["steps_run"],
            "first_loss": round(m["metrics"]["first_loss"], 4), "final_loss": round(m["metrics"]["final_loss"], 4),
            "validation": {k: m["validation"][k] for k in ("base_auc", "best_step", "best_auc", "curve")},
-           "weak": m["weak"], "load": os.getloadavg()[0]}
+           "weak": m["weak"], "load": os.getloadavg()[0],
+           "losses": m["metrics"]["losses"], "binary_losses": m["metrics"]["binary_losses"]}
     print(json.dumps(row))
     save(lambda mine: mine.setdefault("experiments", {}).__setitem__(f"{args.dataset}/{args.name}", row))
 

@@ -384,3 +384,17 @@ def test_cli_reports_the_steps_chosen_for_the_time_budget(tiny_model_dir, r8_sma
     m = json.loads((tmp_path / "t" / "manifest.json").read_text())
     assert m["hyperparameters"]["time_budget"] == 3600 and m["hyperparameters"]["steps"] == m["hyperparameters"]["steps_cap"]
     assert f"{m['hyperparameters']['steps']} steps chosen" in " ".join(result.output.split())
+
+
+def test_document_batches_keep_a_documents_pairs_together(r8_small, tokenizer):
+    from lorag_harness.trainers.batching import document_batches
+
+    exs = build_examples(tokenizer, r8_small.train_pairs, r8_small, "s1", max_doc_tokens=16)
+    batches = document_batches(exs, 4, random.Random(0))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in exs)
+    where = {}
+    for i, b in enumerate(batches):
+        assert len(b) <= 4
+        for e in b:
+            assert where.setdefault(e.group, i) == i  # every pair of a document in one batch
+    assert all({e.label for e in b} == {True, False} for b in batches)  # one relevant, one not, per document

@@ -74,3 +74,25 @@ def balanced_batches(examples: list[Example], batch_size: int, rng: random.Rando
     batches = [p[i : i + half] + q[i : i + half] for i in range(0, n, half)]
     rng.shuffle(batches)
     return batches
+
+
+def document_batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    """Batches that keep the pairs of one document together (the pair builders give each document a
+    relevant and an irrelevant query), so within a batch the same text is seen with both answers and
+    only the query tells them apart; documents length-sorted within windows like ``length_batches``."""
+    groups: dict[str, list[Example]] = {}
+    for e in examples:
+        groups.setdefault(e.group, []).append(e)
+    docs = rng.sample(list(groups.values()), len(groups))
+    window = batch_size * 50
+    batches, current = [], []
+    for i in range(0, len(docs), window):
+        for g in sorted(docs[i : i + window], key=lambda g: len(g[0].input_ids)):
+            if current and len(current) + len(g) > batch_size:
+                batches.append(current)
+                current = []
+            current += g
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches

@@ -18,6 +18,7 @@ class Example:
     input_ids: list[int]
     weights: list[float]  # loss weight of each token (0: no loss), aligned with input_ids
     label: bool
+    group: str = ""  # the document it comes from (pairs of one document can share a batch)
 
     @property
     def loss_positions(self) -> list[int]:
@@ -86,7 +87,7 @@ def encode(tokenizer, pair: Pair, reason: dict | None, stage: str, loss: str = "
         raise LoragError(f"pair {pair.pair_id}: no token carries loss (truncated?)")
     # tokens after the last one with loss cannot change it (causal attention): drop them
     end = max(i for i, w in enumerate(weights) if w > 0) + 1 if trim else len(weights)
-    return Example(enc["input_ids"][:end], weights[:end], pair.label)
+    return Example(enc["input_ids"][:end], weights[:end], pair.label, pair.document)
 
 
 def build_examples(tokenizer, pairs: list[Pair], dataset: Dataset | None, stage: str, loss: str = "masked",

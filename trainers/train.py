@@ -16,7 +16,7 @@ from lorag_harness import lm, prompts
 from lorag_harness.errors import LoragError
 from lorag_harness.model import Dataset, pairs_hash
 
-from .batching import balance, balanced_batches, collate, length_batches
+from .batching import balance, balanced_batches, collate, document_batches, length_batches
 from .calibrate import calibrate, youden_threshold
 from .diagnostics import Validator, prior_entropy, split_by_document, verdict
 from .examples import build_examples
@@ -49,7 +49,7 @@ class TrainConfig:
     calibration_pairs: int = 256  # without a validation slice: training pairs the threshold is fitted on (0: keep 0.5)
     logits: str = "masked"  # masked | full: which loss implementation (bench only)
     objective: str = "token"  # stage s1: token (cross-entropy over the vocabulary) | binary (over " true"/" false")
-    batches: str = "length"  # length (length-sorted) | balanced (half positive, half negative)
+    batches: str = "length"  # length (length-sorted) | balanced (half positive) | document (a document's pairs together)
     autocast: str = "none"  # none | bf16 (bfloat16 autocast around the forward)
     grad_accum: int = 1  # batches per optimiser step
     top_layers: int = 0  # LoRA on the last N decoder layers only (0: all): no backward below them
@@ -59,7 +59,7 @@ class TrainConfig:
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
 
     def __post_init__(self):
-        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced"), "autocast": ("none", "bf16"),
+        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "autocast": ("none", "bf16"),
                    "stage": ("s1", "s2")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -189,7 +189,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
     else:
         plain = masked_loss if cfg.logits == "masked" else full_logits_loss
         loss_fn = lambda m, b: (plain(m, b), None)  # noqa: E731
-    make_batches = balanced_batches if cfg.batches == "balanced" else length_batches
+    make_batches = {"length": length_batches, "balanced": balanced_batches, "document": document_batches}[cfg.batches]
     autocast = (torch.autocast(model.device.type, dtype=torch.bfloat16) if cfg.autocast == "bf16"
                 else contextlib.nullcontext())
 
