@@ -33,7 +33,8 @@ def test_s1_task_metrics_and_mcnemar(r8_small):
     n = len(r8_small.eval_pairs)
     assert worse.metrics["accuracy"].value == pytest.approx((n - 4) / n)
     assert len(worse.records) == n and sum(not c for c in worse.paired["correct"]) == 4
-    [cmp] = task.compare({"perfect": perfect, "worse": worse})
+    cmp, auc = task.compare({"perfect": perfect, "worse": worse})  # McNemar on decisions, DeLong on ROC-AUC
+    assert auc["test"] == "delong" and auc["mean_diff"] > 0
     assert (cmp["a"], cmp["only_a"], cmp["only_b"]) == ("perfect", 4, 0)
     assert cmp["p_value"] == pytest.approx(2 / 16)
 
