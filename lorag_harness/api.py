@@ -58,7 +58,7 @@ class Grader(abc.ABC):
         args, kwargs = getattr(self, "_init_args", ((), {}))
         cls = type(self)
         return fingerprint(kind="plugin", cls=f"{cls.__module__}.{cls.__qualname__}", dist=distribution_of(cls.__module__),
-                           name=self.name, args=[_plain(a, self) for a in args],
+                           source=source_hash(cls.__module__), name=self.name, args=[_plain(a, self) for a in args],
                            kwargs={k: _plain(v, self) for k, v in sorted(kwargs.items())})
 
 
@@ -92,6 +92,20 @@ def distribution_of(module: str) -> str:
         except md.PackageNotFoundError:
             continue
     return "unknown"
+
+
+def source_hash(module: str) -> str:
+    """Hash of the module's source file, so that editing a plug-in (a file loaded through
+    LORAG_PLUGINS, an editable install) never reuses judgments of the old code."""
+    import hashlib
+    import sys
+
+    path = getattr(sys.modules.get(module), "__file__", None)
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return "unknown"
 
 
 def check_batch(grader, pairs: Sequence[Pair], judgments) -> list[Judgment]:

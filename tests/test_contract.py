@@ -88,3 +88,18 @@ def test_builtin_lm_grader_keeps_the_contract(tiny_model_dir):
     from lorag_harness.graders.lm_graders import LMGrader
 
     check_grader(LMGrader("base", base_model=tiny_model_dir, max_new_tokens=8, max_doc_tokens=32))
+
+
+def test_default_fingerprint_changes_when_the_plugin_source_changes(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    source = ("from lorag_harness import Grader, Judgment\n"
+              "class G(Grader):\n    name = 'g'\n"
+              "    def grade(self, pairs, *, reasons=False, advance=None):\n        return [Judgment(%s) for p in pairs]\n")
+    (tmp_path / "edited_plugin.py").write_text(source % "True")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = importlib.import_module("edited_plugin").G().fingerprint()
+    (tmp_path / "edited_plugin.py").write_text(source % "False")
+    del sys.modules["edited_plugin"]
+    assert importlib.import_module("edited_plugin").G().fingerprint() != first
