@@ -138,12 +138,19 @@ def styles(pairs, args, logdir: Path) -> dict:
                           "max_tokens": judge.max_tokens,
                           "examples": [j.raw_text[:120] for j in judgments[:3]]}
             print(style, out[style], flush=True)
+            save({"styles_partial": {"pairs": args.style_pairs, **out}})  # kept if a later style is cut short
         local = build_grader("base", GraderContext())  # the same pairs, P(true) from logits in process
         out["in_process_base"] = agreement(pairs[: args.style_pairs], local.grade(pairs[: args.style_pairs]))
         return {"server": "transformers serve (no logprobs: parsed text)",
                 "pairs": min(len(pairs), args.style_pairs), **out}
     finally:
         stop(server)
+
+
+def save(results: dict) -> None:
+    everything = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read-modify-write our key only
+    everything["judges"] = {**everything.get("judges", {}), **results}
+    RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
 
 
 def main():
@@ -167,9 +174,7 @@ def main():
         load, start_t = os.getloadavg()[0], time.perf_counter()
         out = run(pairs, dataset, args, args.logdir) if part == "throughput" else run(pairs, args, args.logdir)
         results[part] = {**out, "seconds": round(time.perf_counter() - start_t, 1), "load_1min": [load, os.getloadavg()[0]]}
-    everything = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read-modify-write our key only
-    everything["judges"] = {**everything.get("judges", {}), **results}
-    RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
+    save(results)
     print(json.dumps(results, indent=2))
 
 
