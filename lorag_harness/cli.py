@@ -125,6 +125,15 @@ def bench_options(f):
     return f
 
 
+def given(o: dict, name: str):
+    """An option's value when the user gave it, else None: the dataset's own default applies (the
+    packaged builders default to the CLI's shown values; a jsonl file keeps all its pairs)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:
+        return None
+    return o[name]
+
+
 def config_from(o: dict):
     from .bench_run import DEFAULT_TASKS
     from .runner import BenchConfig
@@ -142,7 +151,7 @@ def config_from(o: dict):
         tasks=tasks or list(DEFAULT_TASKS),
         skip_unfit_tasks=o["tasks"] is None,
         dataset=o["dataset"],
-        dataset_options={"n_train": o["train_pairs"], "n_eval": o["eval_pairs"], "corpus_size": o["corpus_size"],
+        dataset_options={"n_train": given(o, "train_pairs"), "n_eval": given(o, "eval_pairs"), "corpus_size": o["corpus_size"],
                          "n_queries": o["rag_queries"], "seed": o["seed"],
                          "positive_rate": o["positive_rate"], "split": o["split"]},
         task_options={"*": {"embedder": o["embedder"]}, "s2-reasoning": {"limit": o["s2_pairs"]},

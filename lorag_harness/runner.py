@@ -109,8 +109,10 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
 
 
 def load_dataset(spec: str, options: dict | None = None, pm=None) -> Dataset:
+    from .data.checks import check_dataset
+
     entry, arg = registry.lookup(registry.datasets(pm), spec, "dataset")
-    return entry.factory(arg, dict(options or {}))
+    return check_dataset(entry.factory(arg, dict(options or {})))  # the same checks for every plugin's dataset
 
 
 def build_task(name: str, options: dict, pm=None):
