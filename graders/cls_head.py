@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lorag_harness.api import Grader
 from lorag_harness.errors import LoragError
 from lorag_harness.fingerprints import file_hashes, fingerprint
 from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Judgment, Pair
+from lorag_harness.model import Pair
 
-from .cross_encoder import MODEL_FILES, check_probe, manifest_threshold, read_manifest, to_probability, warn_notes
+from .cross_encoder import (MODEL_FILES, ThresholdedGrader, check_probe, manifest_threshold, read_manifest, to_probability,
+                            warn_notes)
 
 DEFAULT_MAX_DOC_TOKENS = 96
 
@@ -117,7 +117,7 @@ def load_cls(folder: str, base_model: str | None = None):
     return model, tok, manifest
 
 
-class ClsHeadGrader(Grader):
+class ClsHeadGrader(ThresholdedGrader):
     """P(relevant) from a decoder's 2-class head; threshold from the folder's manifest."""
 
     def __init__(self, folder: str, batch_size: int = 16, max_doc_tokens: int | None = None, bf16: bool = False,
@@ -144,16 +144,6 @@ class ClsHeadGrader(Grader):
                             self.bf16 if bf16 is None else bf16)
         return to_probability(logits) if len(seqs) else np.zeros(0)
 
-    def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
-        out = []
-        for i in range(0, len(pairs), self.batch_size):
-            chunk = pairs[i : i + self.batch_size]
-            for p in self.probabilities(chunk):
-                out.append(Judgment(relevant=bool(p >= self.threshold), score=float(p),
-                                    raw_text=f"p={p:.4f} threshold={self.threshold:.4f}"))
-            if advance:
-                advance(len(chunk))
-        return out
 
 
 def make_cls(arg, context):

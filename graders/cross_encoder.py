@@ -98,7 +98,29 @@ def local_model_folder(spec: str) -> Path | None:
     return path
 
 
-class CrossEncoderGrader(Grader):
+class ThresholdedGrader(Grader):
+    """A grader whose ``probabilities(pairs)`` give P(relevant); relevant at ``threshold``
+    (a trained model's calibrated one). Subclasses set ``batch_size`` and ``threshold``."""
+
+    batch_size: int = 32
+    threshold: float = 0.5
+
+    def probabilities(self, pairs: list[Pair]) -> np.ndarray:
+        raise NotImplementedError
+
+    def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
+        out = []
+        for i in range(0, len(pairs), self.batch_size):
+            chunk = pairs[i : i + self.batch_size]
+            for p in self.probabilities(chunk):
+                out.append(Judgment(relevant=bool(p >= self.threshold), score=float(p),
+                                    raw_text=f"p={p:.4f} threshold={self.threshold:.4f}"))
+            if advance:
+                advance(len(chunk))
+        return out
+
+
+class CrossEncoderGrader(ThresholdedGrader):
     """Relevance from a cross-encoder; threshold from the model's manifest (else 0.5, noted)."""
 
     def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, name: str | None = None,
@@ -156,16 +178,6 @@ class CrossEncoderGrader(Grader):
                                         show_progress_bar=False, convert_to_numpy=True)
         return to_probability(logits)
 
-    def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
-        out = []
-        for i in range(0, len(pairs), self.batch_size):
-            chunk = pairs[i : i + self.batch_size]
-            for p in self.probabilities(chunk):
-                out.append(Judgment(relevant=bool(p >= self.threshold), score=float(p),
-                                    raw_text=f"p={p:.4f} threshold={self.threshold:.4f}"))
-            if advance:
-                advance(len(chunk))
-        return out
 
 
 def _snapshot_folder(ce) -> Path | None:
