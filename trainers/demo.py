@@ -81,7 +81,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, run_bench
 
     from .cls_train import ClsConfig, train_cls
-    from .commands import train_with_progress
+    from .progress import train_with_progress
     from .rerank_train import RerankConfig, is_current as model_is_current, run_with_progress, train_reranker
     from .train import TrainConfig, is_current
 
