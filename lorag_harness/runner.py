@@ -189,6 +189,7 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
         context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
                                          config.max_doc_tokens, config.quant, dict(config.grader_options))
         graders = build_graders(config, context, pm)
+        notes += [f"{spec}: {n}" for spec, g in graders.items() for n in getattr(g, "notes", None) or ()]
         for note in notes:
             console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
         return _grade_all(config, graders, tasks, dataset, cache, console, notes)

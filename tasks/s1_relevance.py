@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
+from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
 from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
@@ -84,6 +85,14 @@ class S1Relevance(EvalPairsTask):
 
     def __init__(self, limit: int | None = None):
         self.limit = limit
+
+    def check(self, dataset) -> list[str]:
+        labels = {p.label for p in self.pairs(dataset)}
+        if not labels:
+            raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
+        if len(labels) < 2:
+            return [f"every evaluation pair is labelled {labels.pop()}: ROC-AUC and average precision are undefined"]
+        return []
 
     def run(self, dataset, judge) -> TaskResult:
         pairs = self.pairs(dataset)
