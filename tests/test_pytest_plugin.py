@@ -1,6 +1,5 @@
 import json
 
-import pytest
 import sentence_transformers  # noqa: F401  kept loaded: in-process pytester runs would import it twice
 
 from lorag_harness.pytest_plugin import baseline_filename

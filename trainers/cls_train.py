@@ -173,7 +173,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
 def cls_options(f):
     opts = [
         click.option("--dataset", "-d", default="reuters-r8", show_default=True),
-        click.option("--train-pairs", type=int, default=1600, show_default=True),
+        click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
         click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
                      show_default=True, help="Share of relevant pairs (the Lightweight Relevance Grader paper: 0.123)"),
         click.option("--seed", type=int, default=13, show_default=True),
@@ -185,15 +185,15 @@ def cls_options(f):
                      help="over: repeat positives; under: drop negatives; both: meet half-way"),
         click.option("--class-weight/--no-class-weight", default=True, show_default=True,
                      help="Weighted cross-entropy (weights from the class counts after balancing)"),
-        click.option("--epochs", type=float, default=1.0, show_default=True),
-        click.option("--steps", type=int, default=None, help="Default: from --epochs"),
-        click.option("--batch-size", type=int, default=16, show_default=True),
-        click.option("--lr", type=float, default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
-        click.option("--r", "r", type=int, default=16, show_default=True),
-        click.option("--alpha", type=int, default=32, show_default=True),
-        click.option("--max-doc-tokens", type=int, default=64, show_default=True),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
+        click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
         click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
-        click.option("--calibration-pairs", type=int, default=512, show_default=True),
+        click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -307,7 +307,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             reasons = verdict(final_binary or 0.0, prior, calibration["auc"] if calibration else None, None,
                               "training-pair")
             manifest["weak"], manifest["weak_reasons"] = bool(reasons), reasons
-        elif (parent := lm.adapter_manifest(cfg.init_adapter)).get("weak"):
+        elif lm.adapter_manifest(cfg.init_adapter).get("weak"):
             manifest["weak"] = True
             manifest["weak_reasons"] = [f"starts from the weak S1 adapter {cfg.init_adapter}"]
     save(model, tok, manifest, Path(cfg.out))
