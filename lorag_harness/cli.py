@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,20 +16,29 @@ from . import registry
 from .errors import LoragError
 from .plugins import plugin_origins, pm
 
+# bitsandbytes' CPU backend asks for the `kernels` package (which would fetch from the hub) on every
+# import on AVX512-BF16 CPUs; NF4 works without it, so the warning only misleads
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "kernels-community" not in record.getMessage())
+
 # piped output gets a wide table instead of Rich's 80-column default
 console = Console(width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True)
 
 
 class Group(click.Group):
-    """Every failure as one line: user errors (LoragError, files, cache, decoding) exit 2, anything
-    else exits 1 as "internal"; ``--debug`` (or LORAG_DEBUG=1) adds the traceback."""
+    """Every failure as one line: user errors (LoragError, files, cache, decoding, bad options) exit 2,
+    anything else exits 1 as "internal"; ``--debug`` (or LORAG_DEBUG=1) adds the traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
             raise
+        except click.exceptions.ClickException as e:  # a bad option or argument: one line, not click's usage block
+            sub = getattr(e, "ctx", None)
+            hint = f" (lorag {sub.info_name} --help)" if sub is not None and sub is not ctx else ""
+            err.print(Text("error: ", style="bold red") + Text(e.format_message() + hint), soft_wrap=True)
+            sys.exit(e.exit_code)
         except Exception as e:  # noqa: BLE001 - the one place every failure is reported
             from .cli_errors import describe
 
