@@ -19,8 +19,8 @@ from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import pairs_hash
 
 from .batching import balance
-from .rerank_train import (calibration, calibration_sample, check_out, check_training_pairs, config_key, dataset_for,
-                           run_with_progress, train_group, write_manifest)
+from .rerank_train import (calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
+                           dataset_for, run_with_progress, train_group, write_manifest)
 
 MODES = ("lora", "full", "head")
 BALANCE = ("none", "over", "under", "both")
@@ -51,9 +51,7 @@ class ClsConfig:
             raise LoragError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.balance not in BALANCE:
             raise LoragError(f"--balance must be one of {', '.join(BALANCE)}, not {self.balance!r}")
-        for name in ("batch_size", "r", "alpha", "max_doc_tokens"):
-            if getattr(self, name) < 1:
-                raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}")
+        check_positive(self, ("batch_size", "r", "alpha", "max_doc_tokens"))
         if self.steps is not None and self.steps < 1:
             raise LoragError(f"--steps must be >= 1, not {self.steps}")
         if self.epochs <= 0 or (self.lr is not None and self.lr <= 0) or not 0 <= self.warmup < 1:

@@ -32,6 +32,13 @@ err = Console(stderr=True)
 LOSSES = ("bce", "lambda", "listnet")
 
 
+def check_positive(cfg, names) -> None:
+    """Refuse a count below 1 in a trainer config, naming its option."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
+
+
 @dataclass
 class RerankConfig:
     out: str
@@ -55,9 +62,7 @@ class RerankConfig:
     def check(self) -> None:
         if self.loss not in LOSSES:
             raise LoragError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        for name in ("batch_size", "max_length", "negatives", "r", "alpha"):
-            if getattr(self, name) < 1:
-                raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}")
+        check_positive(self, ("batch_size", "max_length", "negatives", "r", "alpha"))
         if self.steps is not None and self.steps < 1:
             raise LoragError(f"--steps must be >= 1, not {self.steps}")
         if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.warmup < 1:

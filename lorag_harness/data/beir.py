@@ -77,14 +77,20 @@ def _text(obj: dict, name: str, path: Path, line: int) -> str:
     return value.strip()
 
 
+def _unique_id(obj: dict, path: Path, line: int, seen: dict) -> str:
+    """The row's ``_id``, refused when an earlier line of the file had it."""
+    value = _id(obj, path, line)
+    if value in seen:
+        raise DataError(str(path), line, f"duplicate _id {value!r} (first on line {seen[value]})")
+    seen[value] = line
+    return value
+
+
 def read_corpus(path: str | Path) -> list[Doc]:
     """Documents, read line by line; the text a grader sees is the title, a newline, the text."""
     path, docs, seen = Path(path), [], {}
     for line, obj in _objects(path):
-        doc_id = _id(obj, path, line)
-        if doc_id in seen:
-            raise DataError(str(path), line, f"duplicate _id {doc_id!r} (first on line {seen[doc_id]})")
-        seen[doc_id] = line
+        doc_id = _unique_id(obj, path, line, seen)
         title, text = _text(obj, "title", path, line), _text(obj, "text", path, line)
         if not text and not title:
             raise DataError(str(path), line, "document has neither 'title' nor 'text'")
@@ -97,10 +103,7 @@ def read_corpus(path: str | Path) -> list[Doc]:
 def read_queries(path: str | Path) -> list[Query]:
     path, queries, seen = Path(path), [], {}
     for line, obj in _objects(path):
-        qid = _id(obj, path, line)
-        if qid in seen:
-            raise DataError(str(path), line, f"duplicate _id {qid!r} (first on line {seen[qid]})")
-        seen[qid] = line
+        qid = _unique_id(obj, path, line, seen)
         text = _text(obj, "text", path, line)
         if not text:
             raise DataError(str(path), line, "missing field 'text'")
