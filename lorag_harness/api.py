@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from .errors import GraderError
 from .model import REASON_FIELDS, Judgment, Pair
 
-__all__ = ["Grader", "GraderError", "Judgment", "Pair", "Advance", "REASON_FIELDS", "check_batch", "distribution_of"]
+__all__ = ["Grader", "GraderError", "Judgment", "Pair", "Advance", "REASON_FIELDS", "check_batch", "grade_checked", "distribution_of"]
 
 Advance = Callable[[int], None]  # advance(n): n more pairs done, for progress bars
 
@@ -106,6 +106,20 @@ def source_hash(module: str) -> str:
             return hashlib.sha256(fh.read()).hexdigest()[:16]
     except (OSError, TypeError):
         return "unknown"
+
+
+def grade_checked(grader, pairs: Sequence[Pair], *, reasons: bool = False, advance: Advance | None = None) -> list[Judgment]:
+    """``grader.grade(pairs)`` checked by :func:`check_batch`; a contract error raised inside the
+    plug-in (an invalid ``Judgment``) names the grader too."""
+    pairs = list(pairs)
+    try:
+        out = grader.grade(pairs, reasons=reasons, advance=advance)
+    except GraderError as e:
+        label = getattr(grader, "name", None) or type(grader).__name__
+        if str(e).startswith(f"grader {label}:"):
+            raise
+        raise GraderError(f"grader {label}: {e}") from e
+    return check_batch(grader, pairs, out)
 
 
 def check_batch(grader, pairs: Sequence[Pair], judgments) -> list[Judgment]:

@@ -77,9 +77,9 @@ def relevance_reward(grader_spec: str | object, *, query_column: str = "query", 
             pairs = [Pair(str(q), t, False) for q, t in zip(queries, texts)]
         if len(pairs) != len(texts):
             raise LoragError(f"reward: {len(texts)} completions but {len(pairs)} queries or documents")
-        from .api import check_batch
+        from .api import grade_checked
 
-        judgments = check_batch(grader, pairs, grader.grade(pairs, reasons=False, advance=None))
+        judgments = grade_checked(grader, pairs)
         return [reward_value(j) for j in judgments]
 
     reward.__name__ = "relevance_" + "".join(c if c.isalnum() else "_" for c in getattr(grader, "name", "grader"))

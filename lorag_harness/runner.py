@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import registry
-from .api import check_batch
+from .api import grade_checked
 from .cache import JudgmentCache
 from .errors import LoragError
 from .model import Dataset, Judgment, Pair
@@ -98,7 +98,7 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
             advance(len(pairs) - sum(1 for k in keys if k not in found))
         for i in range(0, len(todo), chunk_size):
             chunk = todo[i : i + chunk_size]
-            made = check_batch(grader, [p for _, p in chunk], grader.grade([p for _, p in chunk], reasons=reasons, advance=advance))
+            made = grade_checked(grader, [p for _, p in chunk], reasons=reasons, advance=advance)
             # a grader may hold back transient failures (a request that failed) so a rerun retries them
             keep = getattr(grader, "cacheable", None) or (lambda j: True)
             cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made) if keep(j)], reasons)

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from .api import check_batch
+from .api import grade_checked
 from .errors import LoragError
 from .model import Judgment, Pair
 
@@ -127,7 +127,7 @@ class MicroBatcher:
             i += len(b_pairs)
 
     def _grade(self, pairs: list[Pair], reasons: bool) -> list[Judgment]:
-        return check_batch(self.grader, pairs, self.grader.grade(pairs, reasons=reasons, advance=None))
+        return grade_checked(self.grader, pairs, reasons=reasons)
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:

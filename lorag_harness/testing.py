@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .api import check_batch
+from .api import check_batch, grade_checked
 from .errors import LoragError
 from .model import REASON_FIELDS, Pair
 
@@ -66,7 +66,7 @@ def contract_problems(grader, pairs: Sequence[Pair] | None = None, *, reasons: b
         except Exception as e:  # noqa: BLE001
             problems.append(f"grade([]) raised {type(e).__name__}: {e}")
         try:
-            backwards = check_batch(grader, pairs[::-1], grader.grade(pairs[::-1], reasons=False, advance=None))
+            backwards = grade_checked(grader, pairs[::-1])
             if deterministic and [j.relevant for j in backwards[::-1]] != [j.relevant for j in runs[False]]:
                 problems.append("grade(): decisions change with the order of the pairs (judgments out of order, "
                                 "or the grader is not deterministic: pass deterministic=False)")

@@ -103,3 +103,12 @@ def test_default_fingerprint_changes_when_the_plugin_source_changes(tmp_path, mo
     (tmp_path / "edited_plugin.py").write_text(source % "False")
     del sys.modules["edited_plugin"]
     assert importlib.import_module("edited_plugin").G().fingerprint() != first
+
+
+def test_an_invalid_judgment_made_inside_a_plugin_names_the_grader():
+    class Says(Fixed):
+        def grade(self, pairs, *, reasons=False, advance=None):
+            return [Judgment(relevant="yes") for _ in pairs]
+
+    with pytest.raises(GraderError, match=r"^grader fixed: Judgment.relevant must be True, False or None, not 'yes'$"):
+        make_judge(Says(), JudgmentCache(":memory:"), chunk_size=32)(list(SAMPLE_PAIRS))
