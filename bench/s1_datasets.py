@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lorag_harness.model import Dataset, Pair  # noqa: E402
+from results_file import RESULTS, update  # noqa: E402
 
-RESULTS = Path(__file__).with_name("results.json")
 KEY = "s1_datasets"
 CISI = Path(os.environ.get("LORAG_CISI", Path(__file__).resolve().parents[2] / "shared" / "data" / "cisi"))
 ORANGE = {"r8": "reuters-r8", "r52": "reuters-r52", "20ng": "20newsgroups"}
@@ -69,15 +69,9 @@ def load(name: str, n_train: int, n_eval: int, seed: int) -> Dataset:
     return orange_loader(ORANGE[name])(None, {"n_train": n_train, "n_eval": n_eval, "seed": seed})
 
 
-def save(update) -> None:
+def save(change) -> None:
     """Read-modify-write of this bench's key only."""
-    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    mine = data.get(KEY, {})
-    update(mine)
-    data[KEY] = mine
-    tmp = RESULTS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    update(KEY, change=change)
 
 
 def coerce(v: str):
@@ -94,7 +88,16 @@ def experiment(args) -> None:
     from lorag_harness.trainers.train import TrainConfig, train
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
-    values = dict(PROFILES[args.profile]["s1"]) | {k: coerce(v) for k, v in overrides.items()}
+    if overrides.get("prompt") == "query-first":  # experiment: the query before the document
+        from lorag_harness import prompts
+
+        prompts.messages = lambda q, d: [{"role": "system", "content": prompts.SYSTEM},
+                                         {"role": "user", "content": f"Query: {q}\nDocument: {d}"}]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    values = dict(PROFILES[args.profile]["s1"]) | {k: coerce(v) for k, v in overrides.items() if k != "prompt"}
     ds = load(args.dataset, args.train_pairs, args.eval_pairs, args.seed)
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(stage="s1", out=out, seed=args.seed, **values)
@@ -105,7 +108,7 @@ def experiment(args) -> None:
            "train_s": m["metrics"]["seconds"], "steps_run": m["metrics"]["steps_run"],
            "first_loss": round(m["metrics"]["first_loss"], 4), "final_loss": round(m["metrics"]["final_loss"], 4),
            "validation": {k: m["validation"][k] for k in ("base_auc", "best_step", "best_auc", "curve")},
-           "weak": m["weak"], "load": os.getloadavg()[0],
+           "weak": m["weak"], "load": os.getloadavg()[0], "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "losses": m["metrics"]["losses"], "binary_losses": m["metrics"]["binary_losses"]}
     print(json.dumps(row))
     save(lambda mine: mine.setdefault("experiments", {}).__setitem__(f"{args.dataset}/{args.name}", row))
@@ -117,19 +120,24 @@ def evaluate(name, ds: Dataset, graders: dict, n_boot: int = 1000) -> dict:
     from lorag_harness import stats
 
     y = np.array([p.label for p in ds.eval_pairs])
-    out, correct = {}, {}
+    out, correct, scores_of = {}, {}, {}
     for gname, g in graders.items():
         t = time.perf_counter()
         js = g.grade(ds.eval_pairs)
         scores = np.array([j.score for j in js], float)
         pred = np.array([bool(j.relevant) for j in js])
-        correct[gname] = pred == y
+        correct[gname], scores_of[gname] = pred == y, scores
         out[gname] = {"accuracy": stats.wilson(int(correct[gname].sum()), len(y)).to_dict(),
                       "roc_auc": stats.bootstrap(stats.roc_auc, y, scores, n_resamples=n_boot).to_dict(),
                       "grade_s": round(time.perf_counter() - t, 1)}
+    from lorag_harness.tasks.s1_relevance import delong
+
     for gname in graders:
         if gname != "embedding" and "embedding" in graders:
             out[gname]["vs_embedding"] = stats.mcnemar_exact(correct[gname], correct["embedding"])
+            out[gname]["vs_embedding_auc"] = delong(y, scores_of[gname], scores_of["embedding"])
+    if "s1" in graders and "base" in graders:
+        out["s1"]["vs_base_auc"] = delong(y, scores_of["s1"], scores_of["base"])
     return out
 
 
@@ -149,9 +157,11 @@ def table(args) -> None:
         ds = load(name, args.train_pairs, args.eval_pairs, args.seed)
         out = Path(args.out_dir) / name
         values = dict(PROFILES[DEFAULT_PROFILE]["s1"]) | ({"time_budget": budget} if budget else {})
+        budget = values.get("time_budget")
         cfg = TrainConfig(stage="s1", out=str(out), seed=args.seed, **values)
         start = time.perf_counter()
-        m = train(cfg, ds)
+        m = train(cfg, ds, progress=lambda s, n, loss, auc: s % 10 == 0 and print(
+            f"{name} step {s}/{n} loss {loss:.4f} val {auc}", flush=True))
         wall = time.perf_counter() - start
         max_doc = values.get("max_doc_tokens", 160)
         graders = {"base": LMGrader("base", max_doc_tokens=max_doc),
@@ -160,6 +170,7 @@ def table(args) -> None:
         row = {"train_pairs": len(ds.train_pairs), "eval_pairs": len(ds.eval_pairs), "profile": DEFAULT_PROFILE,
                "time_budget_s": budget, "train_wall_s": round(wall, 1), "steps_run": m["metrics"]["steps_run"],
                "stopped": m["metrics"]["stopped"], "validation_best_auc": m["validation"]["best_auc"],
+               "validation_curve": m["validation"]["curve"],
                "weak": m["weak"], "graders": evaluate(name, ds, graders), "load": os.getloadavg()[0],
                "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         print(json.dumps({name: row}), flush=True)
@@ -176,13 +187,14 @@ def main(argv=None):
         p.add_argument("--seed", type=int, default=13)
         if cmd == "table":
             p.add_argument("--datasets", default="r8,r52,20ng,cisi")
-            p.add_argument("--time-budget", default="10m")
+            p.add_argument("--time-budget", default=None, help="default: the profile's")
             p.add_argument("--out-dir", default="runs/s1_datasets")
             p.add_argument("--force", action="store_true", help="Run datasets already in the table again")
         else:
             p.add_argument("name")
             p.add_argument("--dataset", default="20ng", choices=sorted(ORANGE) + ["cisi"])
             p.add_argument("--profile", default="quick")
+            p.add_argument("--threads", type=int, default=0, help="torch threads (0: all)")
             p.add_argument("set", nargs="*", help="TrainConfig overrides key=value")
     args = ap.parse_args(argv)
     {"table": table, "experiment": experiment}[args.cmd](args)

@@ -398,3 +398,22 @@ def test_document_batches_keep_a_documents_pairs_together(r8_small, tokenizer):
         for e in b:
             assert where.setdefault(e.group, i) == i  # every pair of a document in one batch
     assert all({e.label for e in b} == {True, False} for b in batches)  # one relevant, one not, per document
+
+
+def _options(**given):
+    base = dict(out="a", base_model=None, init_adapter=None, loss="masked", weight=5.0, quant="none", seed=13)
+    return base | given
+
+
+def test_default_s1_profile_fits_a_time_budget_unless_a_count_is_given():
+    from lorag_harness.trainers.commands import make_config
+
+    default = make_config("s1", _options())
+    assert default.time_budget and default.objective == "binary" and default.batches == "balanced"
+    assert make_config("s1", _options(steps=30)).time_budget is None  # --steps alone: run them all
+    assert make_config("s1", _options(epochs=1.0)).time_budget is None
+    assert make_config("s1", _options(steps=30, time_budget="2m")).time_budget == 120
+    # the binary objective needs the masked loss: --loss full trains the token objective
+    assert make_config("s1", _options(loss="full")).objective == "token"
+    with pytest.raises(LoragError, match="binary objective"):
+        make_config("s1", _options(loss="full", objective="binary"))

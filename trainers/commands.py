@@ -33,7 +33,8 @@ def train_options(f):
                      help="auto: nf4 on CUDA, plain LoRA on CPU"),
         click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
                      help="Preset hyper-parameters (options below override them)"),
-        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: one epoch"),
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help="Default: what fits the profile's time budget, at most its epochs (quick s1: 10m, 2 epochs)"),
         click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None),
         click.option("--batch-size", type=click.IntRange(min=1), default=None),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None),
@@ -46,7 +47,7 @@ def train_options(f):
                      help="Without a validation slice: training pairs the P(true) threshold is fitted on [256; 0: keep 0.5]"),
         click.option("--time-budget", default=None,
                      help="Wall time for the training loop (90s, 10m, 1.5h): the step count is chosen to fit, "
-                          "never above --steps or --epochs"),
+                          "never above --steps or --epochs [quick s1: 10m; --steps or --epochs alone: no budget]"),
         click.option("--objective", type=click.Choice(["token", "binary"]), default=None,
                      help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
         click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
@@ -80,13 +81,17 @@ def make_config(stage: str, o: dict):
             values[key] = o[key]
     if o.get("time_budget") is not None:
         values["time_budget"] = parse_duration(o["time_budget"])
+    elif o.get("steps") is not None or o.get("epochs") is not None:
+        values.pop("time_budget", None)  # an explicit count is run in full
+    if o.get("loss", "masked") != "masked" and o.get("objective") is None:
+        values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
                        loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"], **values)
 
 
 @hookimpl
 def register_commands(cli):
-    from lorag_harness.runner import load_dataset
+    from .rerank_train import dataset_for
 
     @cli.command()
     @click.argument("stage", type=click.Choice(["s1", "s2"]))
@@ -96,8 +101,7 @@ def register_commands(cli):
         if stage == "s2" and not o["init_adapter"]:
             raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
         cfg = make_config(stage, o)  # option errors before the data and the model load
-        dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"],
-                                              "positive_rate": o.get("positive_rate")})
+        dataset = dataset_for(o)
         manifest = train_with_progress(cfg, dataset)
         if manifest.get("weak") and not o["allow_weak"]:
             err.print(f"exit {WEAK_EXIT}: weak adapter (pass --allow-weak to accept it)")

@@ -51,6 +51,7 @@ def merge_results(parts, tasks, pm=None):
             first.results.setdefault(task, {}).update(by)
         first.timings.update(other.timings)
         first.notes += [n for n in other.notes if n not in first.notes]
+        first.partial = first.partial or other.partial
     first.comparisons = {t: build_task(t, {}, pm).compare(first.results[t]) for t in first.tasks if t in tasks}
     return first
 
@@ -69,13 +70,16 @@ def merge_results(parts, tasks, pm=None):
 @click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--base-model", default=None, help="Decoder for base, s1, s2 and cls (default: packaged SmolLM2)")
 @click.option("--reranker-from", default=None, help="Reranker start (default: the packaged all-MiniLM-L6-v2 encoder)")
+@click.option("--time-budget", default="4m", show_default=True,
+              help="Wall time for S1's training loop (90s, 10m): its steps are chosen to fit")
 @click.option("--seed", type=int, default=13, show_default=True)
 def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_rate, s2_pairs, rag_queries, base_model,
-         reranker_from, seed):
+         reranker_from, time_budget, seed):
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
     from lorag_harness.bench_run import stdout_console
     from lorag_harness.checks import check_output
+    from lorag_harness.errors import LoragError
     from lorag_harness.export import write_report
     from lorag_harness.report import print_report
     from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, run_bench
@@ -85,6 +89,9 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     from .rerank_train import RerankConfig, is_current as model_is_current, run_with_progress, train_reranker
     from .train import TrainConfig, is_current
 
+    from .diagnostics import parse_duration
+
+    s1_budget = parse_duration(time_budget)  # a bad value stops here, before any work
     stages = Stages()
     out = Path(out_dir)
     report = out / "report.json"
@@ -96,8 +103,9 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
+        values = prof[stage] | ({"time_budget": s1_budget} if stage == "s1" else {})
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
-                          seed=seed, **prof[stage])
+                          seed=seed, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
             err.print(f"{stage}: {folder} is current, not retrained (--retrain to force)")
             continue
@@ -128,6 +136,14 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             parts.append(stopped.result)
             failure = stopped.cause
             break
+        except LoragError as refused:  # a later run refused before work (a grader that does not load)
+            if not parts:
+                raise
+            failure = refused
+            missing = [f"{g} · {t}" for g in config.graders for t in config.tasks]
+            parts[0].partial = {"error": f"{type(refused).__name__}: {refused}", "grader": None, "task": None,
+                                "missing": missing}
+            break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
     result.config["demo_stages"] = dict(stages.seconds)
     result.config["demo_profile"] = {k: v for k, v in prof.items()}
@@ -135,7 +151,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     print_report(result, console)
     console.print(stages.table())
     path = write_report(result, report, None)
-    console.print(f"report written to {path}")
+    console.print(f"{'partial ' if result.partial else ''}report written to {path}")
     if failure is not None:
         raise failure
     err.print(f"demo finished in {sum(stages.seconds.values()):.0f} s")
