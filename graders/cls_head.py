@@ -93,11 +93,12 @@ def load_cls(folder: str, base_model: str | None = None):
         if is_adapter:
             from peft import PeftModel
 
-            from lorag_harness.lm import resolve_model_path
+            from lorag_harness.lm import quiet_transformers, resolve_model_path
 
             base = base_model or manifest.get("base_model")
-            model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(base), num_labels=2,
-                                                                       dtype=torch.float32)
+            with quiet_transformers():  # the new head is replaced by the adapter's
+                model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(base), num_labels=2,
+                                                                           dtype=torch.float32)
             model.config.pad_token_id = tok.pad_token_id
             model = PeftModel.from_pretrained(model, path).merge_and_unload()
         else:

@@ -132,7 +132,7 @@ class CrossEncoderGrader(ThresholdedGrader):
         self.name = name or f"cross-encoder:{model}"
         self.spec, self.batch_size, self.bf16 = model, batch_size, bf16
         folder = local_model_folder(model)
-        self.model = self._load(model, max_length)
+        self.model = self.load(model, max_length)
         self.max_length = self.model.max_seq_length
         if folder is None:  # a hub id: hash the files of the snapshot it resolved to
             folder = _snapshot_folder(self.model)
@@ -145,7 +145,9 @@ class CrossEncoderGrader(ThresholdedGrader):
             self.notes.append(f"{model}: model files not found on disk; cached judgments are keyed by its name only")
         warn_notes(self.name, self.notes)
 
-    def _load(self, model: str, max_length: int | None):
+    @staticmethod
+    def load(model: str, max_length: int | None = None):
+        """The CrossEncoder behind ``model`` (HF id or folder), float32, in eval mode."""
         import torch
         from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -169,15 +171,19 @@ class CrossEncoderGrader(ThresholdedGrader):
                            threshold=round(self.threshold, 6), max_length=self.max_length, bf16=self.bf16)
 
     def probabilities(self, pairs: list[Pair], bf16: bool | None = None) -> np.ndarray:
+        return self.predict(self.model, pairs, self.batch_size, self.bf16 if bf16 is None else bf16)
+
+    @staticmethod
+    def predict(ce, pairs: list[Pair], batch_size: int = 32, bf16: bool = False) -> np.ndarray:
+        """P(relevant) of each pair from a loaded CrossEncoder."""
         from lorag_harness.lm import compute
 
         if not pairs:
             return np.zeros(0)
-        with compute("bf16" if (self.bf16 if bf16 is None else bf16) else None):
-            logits = self.model.predict([(p.query, p.document) for p in pairs], batch_size=self.batch_size,
-                                        show_progress_bar=False, convert_to_numpy=True)
+        with compute("bf16" if bf16 else None):
+            logits = ce.predict([(p.query, p.document) for p in pairs], batch_size=batch_size,
+                                show_progress_bar=False, convert_to_numpy=True)
         return to_probability(logits)
-
 
 
 def _snapshot_folder(ce) -> Path | None:

@@ -141,6 +141,19 @@ def compute(quant: str | None, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """No load report ("score.weight | MISSING") while a model with a new head loads."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def adapter_manifest(folder: str | Path | None) -> dict:
     """The manifest.json a trainer wrote beside an adapter ({} when there is none)."""
     path = Path(folder) / "manifest.json" if folder else None

@@ -111,3 +111,13 @@ def test_bad_cls_folders_are_one_line_errors(tmp_path, lora_dir, tiny_model_dir)
     result = CliRunner().invoke(cli, ["bench", "-g", f"cls:{tmp_path / 'empty'}", "-t", "s1-relevance",
                                       "--eval-pairs", "8", "--train-pairs", "8", "--no-cache"])
     assert result.exit_code == 2 and "not a cls model folder" in result.output and "Traceback" not in result.output
+
+
+def test_training_says_what_the_loader_dropped(tiny_model_dir, tmp_path, jsonl_writer):
+    rows = [{"query": q, "document": f"story {d} about {'oil' if d % 2 else 'wheat'}", "label": (q == "oil") == bool(d % 2)}
+            for d in range(12) for q in ("oil", "wheat")]
+    data = jsonl_writer(tmp_path / "pairs.jsonl", rows + rows[:3])
+    out = CliRunner().invoke(cli, ["train", "cls", "--base-model", tiny_model_dir, "--out", str(tmp_path / "m"), "-d",
+                                   f"jsonl:{data}", "--steps", "1", "--batch-size", "4", "--calibration-pairs", "0"])
+    assert out.exit_code == 0, out.output
+    assert "note:" in out.output and "3 duplicate pairs removed" in " ".join(out.output.split())

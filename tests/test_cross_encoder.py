@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from lorag_harness.cli import cli
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Dataset
+from lorag_harness.model import Dataset, Pair
 from lorag_harness.testing import SAMPLE_PAIRS, check_grader
 
 
@@ -104,8 +104,8 @@ def train(tiny_bert, out, *extra):
     return json.loads((out / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("extra", [[], ["--loss", "lambda", "--negatives", "3"], ["--lora", "--r", "4"]],
-                         ids=["bce", "lambda", "lora"])
+@pytest.mark.parametrize("extra", [[], ["--loss", "lambda", "--negatives", "3"], ["--lora", "--r", "4"], ["--bf16"]],
+                         ids=["bce", "lambda", "lora", "bf16"])
 def test_train_reranker_end_to_end(tiny_bert, tmp_path, extra):
     from lorag_harness.graders.cross_encoder import CrossEncoderGrader
 
@@ -116,6 +116,10 @@ def test_train_reranker_end_to_end(tiny_bert, tmp_path, extra):
     assert not (tmp_path / "rr" / "adapter_config.json").exists()  # LoRA is merged into a plain model
     grader = CrossEncoderGrader(str(tmp_path / "rr"))  # reproduces the manifest's probe scores, or raises
     assert grader.threshold == cut and grader.notes == []
+    # the threshold was fitted on the scores this grader gives (float32, as loaded), not the trainer's bf16 ones
+    probe = manifest["probe"]
+    pairs = [Pair(r["query"], r["document"], r["label"]) for r in probe]
+    assert np.allclose(grader.probabilities(pairs), [r["p"] for r in probe], atol=1e-6)
     check_grader(grader)
 
 
@@ -185,6 +189,16 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
     assert any(c["test"] == "delong" for c in report["comparisons"]["s1-relevance"])
     again = CliRunner().invoke(cli, args)  # nothing retrained: the models are current
     assert again.exit_code == 0 and "reranker" in again.output and "is current" in again.output
+    # a reranker that no longer loads: the LM graders' results are still written, marked partial
+    manifest = out / "models" / "reranker" / "manifest.json"
+    tampered = json.loads(manifest.read_text())
+    tampered["probe"][0]["p"] = 1.0 - tampered["probe"][0]["p"]
+    manifest.write_text(json.dumps(tampered))
+    broken = CliRunner().invoke(cli, args)
+    assert broken.exit_code == 2 and "does not reproduce" in broken.output, broken.output
+    report = json.loads((out / "report.json").read_text())
+    assert f"s1:{out}/adapters/s1" in report["results"]["s1-relevance"] and "does not reproduce" in report["partial"]["error"]
+    assert f"cross-encoder:{out}/models/reranker · s1-relevance" in report["partial"]["missing"]
 
 
 def test_without_topics_only_labelled_negatives_are_mined(tiny_bert):

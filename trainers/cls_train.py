@@ -65,12 +65,13 @@ def build(cfg: ClsConfig):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from lorag_harness.lm import resolve_model_path
+    from lorag_harness.lm import quiet_transformers, resolve_model_path
 
     path = resolve_model_path(cfg.base_model)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype=torch.float32)
+        with quiet_transformers():  # "score.weight | MISSING": a new head is expected here
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype=torch.float32)
     except Exception as e:  # noqa: BLE001 - a bad --base-model: one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LoragError(f"--base-model {cfg.base_model}: cannot load it with a classification head ({first})") from None
@@ -145,8 +146,8 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
     cal = None
     if cfg.calibration_pairs and len({p.label for p in sample}) == 2:
-        probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id,
-                                          bf16=cfg.bf16))
+        # float32, as the grader scores by default (bf16 is for the training steps)
+        probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id))
         cal = calibration([p.label for p in sample], probs)
     probe = sample[:4]
     probe_p = to_probability(cls_logits(core, encode_pairs(tok, probe, cfg.max_doc_tokens), tok.pad_token_id))

@@ -7,7 +7,6 @@ The folder gets the model, and a manifest.json with the base model, data hash, h
 metrics and the relevance threshold calibrated on training pairs."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.errors import LoragError
+from lorag_harness.lm import quiet_transformers
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Pair, pairs_hash
 
@@ -208,19 +208,6 @@ def mine_hard_negatives(pairs: list[Pair], k: int, embedder: str | None = None, 
     return rows
 
 
-@contextlib.contextmanager
-def quiet_transformers():
-    """No load report ("classifier.weight | MISSING"): a new head is expected here."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
 def build_model(cfg: RerankConfig):
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -300,16 +287,18 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         seconds = time.perf_counter() - start
     if cfg.lora:
         model[0].model = model[0].model.merge_and_unload()
-    model.eval()
-    sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
-    from lorag_harness.graders.cross_encoder import probe_records, to_probability
-
-    probs = to_probability(model.predict([(p.query, p.document) for p in sample], batch_size=64,
-                                         show_progress_bar=False))
-    cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
+    (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.save_pretrained(str(out))
+    # threshold and probe from the saved model as the grader loads it: the trainer's bf16 autocast
+    # stays wrapped around the in-memory model's forward
+    from lorag_harness.graders.cross_encoder import CrossEncoderGrader, probe_records
+
+    saved = CrossEncoderGrader.load(str(out), cfg.max_length)
+    sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
+    probs = CrossEncoderGrader.predict(saved, sample)
+    cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
     losses = log["losses"] or [float("nan")]
     tail = losses[-max(1, len(losses) // 10):]
     manifest = {
@@ -372,7 +361,10 @@ def dataset_for(o: dict):
 
     if not 0 < o["positive_rate"] < 1:
         raise LoragError(f"--positive-rate must be between 0 and 1 (exclusive), not {o['positive_rate']}")
-    return load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"], "positive_rate": o["positive_rate"]})
+    dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"], "positive_rate": o["positive_rate"]})
+    for note in dataset.notes:  # pairs dropped or changed by the loader: said before training on them
+        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    return dataset
 
 
 @hookimpl(trylast=True)
