@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .errors import LoragError
 from .runner import BenchConfig, BenchResult, IncompleteRun, run_bench
 
 DEFAULT_TASKS = ("s1-relevance", "s2-reasoning", "rag-p5")
@@ -16,6 +17,15 @@ DEFAULT_TASKS = ("s1-relevance", "s2-reasoning", "rag-p5")
 def stdout_console() -> Console:
     # piped output gets a wide table instead of Rich's 80-column default
     return Console(width=None if sys.stdout.isatty() else 170)
+
+
+def check_format(out: str, fmt: str | None) -> None:
+    """Without --format the report's format comes from the --out suffix: an unknown one is refused."""
+    from .export import SUFFIXES
+
+    if fmt is None and Path(out).suffix.lower() not in SUFFIXES:
+        raise LoragError(f"--out {out}: cannot tell the report format from the suffix "
+                         f"{Path(out).suffix or '(none)'}: name it .json, .md or .html, or pass --format")
 
 
 def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, dataset=None, pm=None,
@@ -31,6 +41,7 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
     err = err or Console(stderr=True)
     if out:
         check_output(out)  # before any work: a report that cannot be written is found now
+        check_format(out, fmt)
     start = time.perf_counter()
     failure = None
     try:

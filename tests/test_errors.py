@@ -124,6 +124,17 @@ def test_unwritable_out_fails_before_grading(tmp_path, pairs_file, test_grader, 
     assert test_grader.calls == [] and (not cache.exists() or JudgmentCache(cache).count() == 0)
 
 
+@pytest.mark.parametrize("name", ["report.txt", "report"])
+def test_out_suffix_that_names_no_format_is_refused_before_grading(tmp_path, pairs_file, test_grader, name):
+    out = tmp_path / name
+    result = run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--no-cache", "--out", out)
+    assert ".json, .md or .html" in one_line_error(result) and str(out) in result.output
+    assert test_grader.calls == [] and not out.exists()
+    written = run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--no-cache", "--out", out,
+                  "--format", "markdown")
+    assert written.exit_code == 0 and out.read_text().startswith("# lorag-harness report")
+
+
 def test_unknown_second_grader_fails_before_the_first_runs(tmp_path, pairs_file, test_grader):
     cache = tmp_path / "c.sqlite"
     result = run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test,wizard", "-t", "s1-relevance", "--cache", cache)
