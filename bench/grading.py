@@ -35,6 +35,7 @@ from lorag_harness.graders.embedding import EmbeddingGrader  # noqa: E402
 from lorag_harness.graders.lm_graders import LMGrader, label_topics  # noqa: E402
 from lorag_harness.graders.lm_scoring import length_sorted_batches  # noqa: E402
 from lorag_harness.graders.prefix_cache import score_with_prefix_cache  # noqa: E402
+from results_file import update  # noqa: E402
 from lorag_harness import prompts  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
 from lorag_harness.model import Pair  # noqa: E402
@@ -234,9 +235,7 @@ def main():
     })
     results["c_fraction_of_matmul"] = results["c_flops_all_params"] / flops_machine
     results["c_fraction_of_matmul_non_embedding"] = results["c_flops_non_embedding"] / flops_machine
-    all_results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    all_results["grading"] = results
-    args.results.write_text(json.dumps(all_results, indent=2))
+    update("grading", results, path=args.results)
     for k in ("ratio_b_over_a", "ratio_b_over_a_per_round", "ratio_c_over_a", "c_fraction_of_matmul", "c_fraction_of_matmul_non_embedding",
               "b_equals_c", "float32_accuracy", "float32_roc_auc", "agreement_with_a_where_parsed",
               "agreement_with_a_where_value_found"):

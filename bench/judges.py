@@ -27,8 +27,8 @@ from lorag_harness import lm
 from lorag_harness.graders.openai_judge import OpenAIJudge
 from lorag_harness.registry import GraderContext
 from lorag_harness.runner import build_grader, load_dataset
+from results_file import update
 
-RESULTS = Path(__file__).with_name("results.json")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,9 +148,7 @@ def styles(pairs, args, logdir: Path) -> dict:
 
 
 def save(results: dict) -> None:
-    everything = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # read-modify-write our key only
-    everything["judges"] = {**everything.get("judges", {}), **results}
-    RESULTS.write_text(json.dumps(everything, indent=2) + "\n")
+    update("judges", change=lambda mine: mine.update(results))
 
 
 def main():

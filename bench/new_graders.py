@@ -11,7 +11,6 @@ bench/results.json (key "new_graders")."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,8 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
+from results_file import RESULTS, update  # noqa: E402
 
-RESULTS = Path(__file__).with_name("results.json")
 KEY = "new_graders"
 
 
@@ -126,9 +125,7 @@ def main():
            "rows": rows}
     for name, r in rows.items():
         print(f"{name:22s} {r['pairs_per_s']:8.2f} pairs/s  x(b) {r['x_lm_b']}  acc {r['accuracy']}  auc {r['roc_auc']}")
-    data = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    data[KEY] = out  # only this key is replaced
-    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    update(KEY, out, path=args.results)
 
 
 if __name__ == "__main__":
