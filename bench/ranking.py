@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from lorag_harness import ranking, retrieval  # noqa: E402
 from lorag_harness.runner import BenchConfig, load_dataset, run_bench  # noqa: E402
+from results_file import update  # noqa: E402
 
 COLUMNS = ("ndcg@10", "mrr@10", "map@100", "p@5")
 
@@ -91,12 +92,14 @@ def save(results: str, out: dict, row: dict) -> None:
     earlier runs for other systems are kept."""
     out["rows"].append(row)
     print(json.dumps(row), flush=True)
-    path = Path(results)
-    data = json.loads(path.read_text()) if path.is_file() else {}
     mine = {r["system"] for r in out["rows"]}
-    kept = [r for r in data.get("ranking", {}).get("rows", []) if r["system"] not in mine]
-    data["ranking"] = out | {"rows": kept + out["rows"]}
-    path.write_text(json.dumps(data, indent=2) + "\n")
+
+    def change(current: dict) -> None:
+        kept = [r for r in current.get("rows", []) if r["system"] not in mine]
+        current.clear()
+        current.update(out | {"rows": kept + out["rows"]})
+
+    update("ranking", change=change, path=results)
 
 
 if __name__ == "__main__":

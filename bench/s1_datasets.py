@@ -98,13 +98,16 @@ def experiment(args) -> None:
 
         torch.set_num_threads(args.threads)
     values = dict(PROFILES[args.profile]["s1"]) | {k: coerce(v) for k, v in overrides.items() if k != "prompt"}
+    if ("steps" in overrides or "epochs" in overrides) and "time_budget" not in overrides:
+        values.pop("time_budget", None)  # as lorag train: an explicit count is run in full
     ds = load(args.dataset, args.train_pairs, args.eval_pairs, args.seed)
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(stage="s1", out=out, seed=args.seed, **values)
         start = time.perf_counter()
         m = train(cfg, ds, progress=lambda s, n, loss, auc: print(f"step {s}/{n} loss {loss:.4f} val {auc}", flush=True))
         wall = time.perf_counter() - start
-    row = {"dataset": args.dataset, "profile": args.profile, "overrides": overrides, "wall_s": round(wall, 1),
+    row = {"dataset": args.dataset, "profile": args.profile, "overrides": overrides, "config": values,
+           "wall_s": round(wall, 1),
            "train_s": m["metrics"]["seconds"], "steps_run": m["metrics"]["steps_run"],
            "first_loss": round(m["metrics"]["first_loss"], 4), "final_loss": round(m["metrics"]["final_loss"], 4),
            "validation": {k: m["validation"][k] for k in ("base_auc", "best_step", "best_auc", "curve")},

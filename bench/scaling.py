@@ -19,10 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_pairs import pairs as make_pairs  # noqa: E402
+from results_file import update  # noqa: E402
 
 from lorag_harness.grade import GradeConfig, build  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
+from results_file import RESULTS  # noqa: E402
 
 
 def run(cfg: GradeConfig, executor: str, actors: int) -> dict:
@@ -89,9 +90,7 @@ def main():
         ray.shutdown()
     out["loadavg_before"] = [round(x, 1) for x in load_before]
     out["loadavg_after"] = [round(x, 1) for x in os.getloadavg()]
-    results = json.loads(Path(a.results).read_text()) if Path(a.results).exists() else {}
-    results["scaling"] = out  # read-modify-write of this bench's own key only
-    Path(a.results).write_text(json.dumps(results, indent=2) + "\n")
+    update("scaling", out, path=a.results)
     print(json.dumps(out, indent=1))
 
 

@@ -20,8 +20,8 @@ from lorag_harness.trainers.batching import collate  # noqa: E402
 from lorag_harness.trainers.examples import build_examples  # noqa: E402
 from lorag_harness.trainers.loss import full_logits_loss, masked_loss  # noqa: E402
 from lorag_harness.trainers.train import TrainConfig, prepare_model  # noqa: E402
+from results_file import update  # noqa: E402
 
-RESULTS = Path(__file__).with_name("results.json")
 
 
 def time_steps(model, batches, loss_fn) -> float:
@@ -67,9 +67,7 @@ def main():
             out[f"speedup_ours_over_{name}_dropout{d}"] = (out[f"ours_dropout{d}"]["steps_per_s"]
                                                           / out[f"{name}_dropout{d}"]["steps_per_s"])
     out["speedup_dropout0_over_0.05_ours"] = out["ours_dropout0.0"]["steps_per_s"] / out["ours_dropout0.05"]["steps_per_s"]
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results["training"] = out
-    RESULTS.write_text(json.dumps(results, indent=2))
+    update("training", out)
     print(json.dumps(out, indent=2))
 
 

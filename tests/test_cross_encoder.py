@@ -192,7 +192,7 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
     # a reranker that no longer loads: the LM graders' results are still written, marked partial
     manifest = out / "models" / "reranker" / "manifest.json"
     tampered = json.loads(manifest.read_text())
-    tampered["probe"][0]["p"] = 1.0 - tampered["probe"][0]["p"]
+    tampered["probe"][0]["p"] = 0.0 if tampered["probe"][0]["p"] > 0.5 else 1.0
     manifest.write_text(json.dumps(tampered))
     broken = CliRunner().invoke(cli, args)
     assert broken.exit_code == 2 and "does not reproduce" in broken.output, broken.output

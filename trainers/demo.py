@@ -14,6 +14,7 @@ from .profiles import PROFILES
 
 err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
+DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
 
 
 class Stages:
@@ -70,8 +71,8 @@ def merge_results(parts, tasks, pm=None):
 @click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--base-model", default=None, help="Decoder for base, s1, s2 and cls (default: packaged SmolLM2)")
 @click.option("--reranker-from", default=None, help="Reranker start (default: the packaged all-MiniLM-L6-v2 encoder)")
-@click.option("--time-budget", default="4m", show_default=True,
-              help="Wall time for S1's training loop (90s, 10m): its steps are chosen to fit")
+@click.option("--time-budget", default=None,
+              help="Wall time for S1's training loop (90s, 10m): its steps are chosen to fit [quick: 4m; full: none]")
 @click.option("--seed", type=int, default=13, show_default=True)
 def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_rate, s2_pairs, rag_queries, base_model,
          reranker_from, time_budget, seed):
@@ -91,7 +92,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
 
     from .diagnostics import parse_duration
 
-    s1_budget = parse_duration(time_budget)  # a bad value stops here, before any work
+    # a bad value stops here, before any work
+    s1_budget = parse_duration(time_budget) if time_budget else DEMO_S1_BUDGET.get(profile)
     stages = Stages()
     out = Path(out_dir)
     report = out / "report.json"
@@ -99,11 +101,12 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
-    prof = PROFILES[profile]
+    prof, used = PROFILES[profile], {}
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
         values = prof[stage] | ({"time_budget": s1_budget} if stage == "s1" else {})
+        used[stage] = values
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
@@ -146,7 +149,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
     result.config["demo_stages"] = dict(stages.seconds)
-    result.config["demo_profile"] = {k: v for k, v in prof.items()}
+    result.config["demo_profile"] = prof | used  # the values trained with (S1's budget is the demo's)
     console = stdout_console()
     print_report(result, console)
     console.print(stages.table())

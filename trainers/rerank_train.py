@@ -295,7 +295,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     # stays wrapped around the in-memory model's forward
     from lorag_harness.graders.cross_encoder import CrossEncoderGrader, probe_records
 
-    saved = CrossEncoderGrader.load(str(out), cfg.max_length)
+    saved = CrossEncoderGrader.load(str(out))
     sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
     probs = CrossEncoderGrader.predict(saved, sample)
     cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
