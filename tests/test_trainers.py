@@ -331,6 +331,8 @@ def test_time_budget_sets_the_steps_within_the_epoch_cap(tiny_model_dir, r8_smal
     assert budget_steps(cfg, 10_000, [9.0, 1.0, 1.0, 1.0], 5.0, 9.0) == 4 + int(86 / 1.5)
     assert budget_steps(cfg, 30, [9.0, 1.0, 1.0, 1.0], 5.0, 9.0) == 30  # never more than the epochs allow
     assert budget_steps(cfg, 30, [9.0, 99.0, 99.0, 99.0], 5.0, 300.0) == 4  # never fewer than already run
+    # probe steps that drew batches twice the epoch's mean length: the plan uses the mean step's cost
+    assert budget_steps(cfg, 10_000, [9.0, 1.0, 1.0, 1.0], 5.0, 9.0, [800, 800, 800, 800], 400.0) == 4 + int(86 / 1.0)
     # a generous budget runs the epoch cap (1 epoch of the training pairs left after validation)
     m = train(TrainConfig(stage="s1", out=str(tmp_path / "b"), base_model=tiny_model_dir, quant="none",
                           batch_size=4, max_doc_tokens=16, r=4, alpha=8, val_pairs=8, time_budget=3600), r8_small)

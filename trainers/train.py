@@ -211,14 +211,17 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
 
     val_auc = validate(0) if validator else None
     losses, binary_losses, seen, batches, step_times, stopped = [], [], 0, [], [], None
+    step_tokens, planned = [], []  # padded tokens run per step; per batch of the current epoch's plan
     steps = cap
     step = 0
     while step < steps:
         t0 = time.perf_counter()
         total = total_binary = 0.0
+        tokens = 0
         for _ in range(cfg.grad_accum):
             if not batches:
                 batches = make_batches(examples, cfg.batch_size, rng)
+                planned = [len(b) * max(len(e.input_ids) for e in b) for b in batches]
             batch = collate(batches.pop(), tok.pad_token_id)
             with autocast:
                 loss, binary = loss_fn(model, batch)
@@ -226,6 +229,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             total += loss.item() / cfg.grad_accum
             total_binary += binary.item() / cfg.grad_accum if binary is not None else 0.0
             seen += batch["input_ids"].shape[0]
+            tokens += batch["input_ids"].numel()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -235,9 +239,11 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             binary_losses.append(total_binary)
         step += 1
         step_times.append(time.perf_counter() - t0)
+        step_tokens.append(tokens)
         if cfg.time_budget and step == PROBE_STEPS and steps > step:
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
-                                                  time.perf_counter() - start)
+                                                  time.perf_counter() - start, step_tokens,
+                                                  cfg.grad_accum * sum(planned) / len(planned))
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
             if cfg.patience and stale >= cfg.patience and step < steps:
@@ -314,10 +320,16 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
     return manifest
 
 
-def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: float, elapsed: float) -> int:
+def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: float, elapsed: float,
+                 step_tokens: list[int] | None = None, mean_tokens: float | None = None) -> int:
     """Steps that fit the time budget, from the probe steps' time (the first one is warm-up) and the
-    cost of validations; never more than ``cap`` (the epochs or --steps limit), never fewer than run."""
+    cost of validations; never more than ``cap`` (the epochs or --steps limit), never fewer than run.
+    With ``step_tokens`` (padded tokens of each probe step) and ``mean_tokens`` (of an average step of
+    the epoch's batches), the probe's time per token is scaled to the average step: a probe that drew
+    the longest batches (long queries sort together) would otherwise plan far too few steps."""
     per_step = sum(step_times[1:]) / len(step_times[1:])
+    if step_tokens and mean_tokens and sum(step_tokens[1:]):
+        per_step = sum(step_times[1:]) / sum(step_tokens[1:]) * mean_tokens
     if cfg.val_pairs and cfg.stage == "s1":
         per_step += val_cost / cfg.val_every
     left = cfg.time_budget - elapsed - val_cost  # the last validation
