@@ -47,3 +47,22 @@ def write_jsonl(path, rows):
 @pytest.fixture
 def jsonl_writer():
     return write_jsonl
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_grader(tiny_model_dir):
+    """The prompted base grader on the tiny Llama (documents clipped to 40 tokens)."""
+    from lorag_harness.graders.lm_graders import LMGrader
+
+    return LMGrader("base", base_model=tiny_model_dir, max_doc_tokens=40)
+
+
+@pytest.fixture(scope="session")
+def served_tiny(tiny_lm_grader):
+    """`lorag serve`'s app over ``tiny_lm_grader`` on a loopback port; yields the base URL."""
+    pytest.importorskip("fastapi")
+    from lorag_harness.serve import serving
+    from lorag_harness.serve_app import create_app
+
+    with serving(create_app(tiny_lm_grader, "tiny")) as url:
+        yield url

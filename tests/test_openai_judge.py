@@ -36,16 +36,13 @@ SECRET = "sk-judge-test-SECRET-4242"
 
 
 @pytest.fixture(scope="module")
-def lm(tiny_model_dir):
-    from lorag_harness.graders.lm_graders import LMGrader
-
-    return LMGrader("base", base_model=tiny_model_dir, max_doc_tokens=40)
+def lm(tiny_lm_grader):
+    return tiny_lm_grader
 
 
 @pytest.fixture(scope="module")
-def served(lm):
-    with serving(create_app(lm, "tiny")) as url:
-        yield url + "/v1"
+def served(served_tiny):
+    return served_tiny + "/v1"
 
 
 def test_judge_against_lorag_serve_equals_the_in_process_grader(served, lm, r8_small):

@@ -25,16 +25,13 @@ KEY = "sk-serve-test-0123456789"
 
 
 @pytest.fixture(scope="module")
-def grader(tiny_model_dir):
-    from lorag_harness.graders.lm_graders import LMGrader
-
-    return LMGrader("base", base_model=tiny_model_dir, max_doc_tokens=40)
+def grader(tiny_lm_grader):
+    return tiny_lm_grader
 
 
 @pytest.fixture(scope="module")
-def server(grader):
-    with serving(create_app(grader, "tiny")) as url:
-        yield url
+def server(served_tiny):
+    return served_tiny
 
 
 @pytest.fixture(scope="module")
