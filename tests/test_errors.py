@@ -438,7 +438,10 @@ def test_ctrl_c_midway_keeps_finished_results(tmp_path, pairs_file):
     script.write_text(INTERRUPTED)
     proc = subprocess.Popen([sys.executable, str(script), str(mark), "bench", "-d", f"jsonl:{pairs_file}",
                              "-g", "quick,quick:slow", "-t", "s1-relevance", "--no-cache", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a suite started in the background (`cmd &` in a script)
+                            # hands its children SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not mark.exists() and proc.poll() is None:
         time.sleep(0.05)
