@@ -36,7 +36,8 @@ class Group(click.Group):
             raise
         except click.exceptions.ClickException as e:  # a bad option or argument: one line, not click's usage block
             sub = getattr(e, "ctx", None)
-            hint = f" (lorag {sub.info_name} --help)" if sub is not None and sub is not ctx else ""
+            path = " ".join(sub.command_path.split()[1:]) if sub is not None else ""  # "train cls", not "cls"
+            hint = f" (lorag {path} --help)" if sub is not None and sub is not ctx else ""
             err.print(Text("error: ", style="bold red") + Text(e.format_message() + hint), soft_wrap=True)
             sys.exit(e.exit_code)
         except Exception as e:  # noqa: BLE001 - the one place every failure is reported

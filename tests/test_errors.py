@@ -455,10 +455,12 @@ def test_ctrl_c_midway_keeps_finished_results(tmp_path, pairs_file):
     assert report["partial"]["missing"] == ["quick:slow · s1-relevance"]
 
 
-@pytest.mark.parametrize("args, option", [(["bench", "--eval-pairs", "0"], "--eval-pairs"),
-                                          (["serve", "--port", "99999"], "--port")])
-def test_a_bad_option_value_is_one_line(args, option):
+@pytest.mark.parametrize("args, option, command", [
+    (["bench", "--eval-pairs", "0"], "--eval-pairs", "bench"), (["serve", "--port", "99999"], "--port", "serve"),
+    (["train", "cls", "--out", "x", "--balance", "sideways"], "--balance", "train cls")])
+def test_a_bad_option_value_is_one_line(args, option, command):
     result = CliRunner().invoke(cli, args)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1
     assert lines[0].startswith("error: Invalid value for") and option in lines[0] and "Usage:" not in result.output
+    assert lines[0].endswith(f"(lorag {command} --help)")
