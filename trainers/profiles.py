@@ -15,7 +15,7 @@ PROFILES = {
         "s2": {"steps": 40, "batch_size": 8, "lr": 1.5e-4, "warmup": 0.1, "dropout": 0.0, "max_doc_tokens": 48,
                "autocast": "bf16"},
         # lorag train reranker / cls (trainers/rerank_train.py RerankConfig, trainers/cls_train.py ClsConfig)
-        # two epochs at lr 2e-4: 80 steps at 1e-4 left the loss at 0.50 (bench/rerankers.py)
+        # two epochs at lr 2e-4: 80 steps at 1e-4 under-trained it (bench/rerankers.py, docs/graders.md)
         "reranker": {"epochs": 2.0, "batch_size": 16, "lr": 2e-4, "max_length": 96, "bf16": True},
         "cls": {"epochs": 1.0, "batch_size": 16, "mode": "lora", "max_doc_tokens": 48, "bf16": True},
     },
