@@ -19,17 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from results_file import update  # noqa: E402
+from results_file import intervals, update  # noqa: E402
 
 KEY = "prevalence"
 METRICS = ("precision", "recall", "f1", "average_precision", "roc_auc", "accuracy")
 
 
 def rows_of(report: dict) -> dict:
-    out = {}
-    for grader, res in report["results"]["s1-relevance"].items():
-        out[grader] = {m: {k: res["metrics"][m].get(k) for k in ("value", "low", "high")} for m in METRICS}
-    return out
+    return {grader: intervals(res["metrics"], METRICS) for grader, res in report["results"]["s1-relevance"].items()}
 
 
 def main(argv=None):

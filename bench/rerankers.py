@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from results_file import update  # noqa: E402
+from results_file import intervals, update  # noqa: E402
 
 KEY = "rerankers"
 BASE = {"batch_size": 16, "max_length": 96, "bf16": True}
@@ -65,7 +65,7 @@ def main(argv=None):
     result = run_bench(BenchConfig(graders=["embedding", *specs], tasks=["s1-relevance"], dataset="reuters-r8",
                                    dataset_options=options), dataset=dataset).to_dict()
     metrics = result["results"]["s1-relevance"]
-    pick = lambda g: {m: {k: metrics[g]["metrics"][m].get(k) for k in ("value", "low", "high")} for m in METRICS}  # noqa: E731
+    pick = lambda g: intervals(metrics[g]["metrics"], METRICS)  # noqa: E731
     for spec, name in specs.items():
         rows[name]["metrics"] = pick(spec)
         rows[name]["vs_embedding_delong"] = delong_vs_embedding(result["comparisons"]["s1-relevance"], spec)

@@ -28,3 +28,8 @@ def update(key: str, value=None, *, change=None, path: Path | str = RESULTS) -> 
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
+
+
+def intervals(metrics: dict, names) -> dict:
+    """``{name: {value, low, high}}`` of a report's metric entries: what the bench tables keep."""
+    return {m: {k: metrics[m].get(k) for k in ("value", "low", "high")} for m in names}

@@ -227,8 +227,11 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                          results, comparisons, timings, cfg, notes)
     if failure is None:
         return result
-    result.partial = {
-        "error": f"{type(failure).__name__}: {failure}".strip(), "grader": where[0], "task": where[1],
-        "missing": [f"{g} · {t.name}" for g in config.graders for t in tasks if g not in results[t.name]],
-    }
+    result.partial = partial_record(failure, *where, [f"{g} · {t.name}" for g in config.graders for t in tasks
+                                                      if g not in results[t.name]])
     raise IncompleteRun(result, failure) from failure
+
+
+def partial_record(failure: BaseException, grader: str | None, task: str | None, missing: list[str]) -> dict:
+    """What ``BenchResult.partial`` says of a run a failure stopped: the error, where, what is missing."""
+    return {"error": f"{type(failure).__name__}: {failure}".strip(), "grader": grader, "task": task, "missing": missing}

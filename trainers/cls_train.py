@@ -144,13 +144,9 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     seconds = time.perf_counter() - start
     model.eval()
     sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
-    cal = None
-    if cfg.calibration_pairs and len({p.label for p in sample}) == 2:
-        # float32, as the grader scores by default (bf16 is for the training steps)
-        probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id))
-        cal = calibration([p.label for p in sample], probs)
-    probe = sample[:4]
-    probe_p = to_probability(cls_logits(core, encode_pairs(tok, probe, cfg.max_doc_tokens), tok.pad_token_id))
+    # float32, as the grader scores by default (bf16 is for the training steps)
+    probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id))
+    cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
     model.save_pretrained(str(out))  # lora: the adapter with the head (modules_to_save); else the whole model
     tok.save_pretrained(str(out))
     tail = losses[-max(1, len(losses) // 10):]
@@ -163,7 +159,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},
         "calibration": cal,
-        "probe": probe_records(probe, probe_p),  # the grader checks that the saved model reproduces these
+        "probe": probe_records(sample[:4], probs[:4]),  # the grader checks that the saved model reproduces these
     }
     write_manifest(out, manifest)
     return manifest

@@ -83,7 +83,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     from lorag_harness.errors import LoragError
     from lorag_harness.export import write_report
     from lorag_harness.report import print_report
-    from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, run_bench
+    from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, partial_record, run_bench
 
     from .cls_train import ClsConfig, train_cls
     from .progress import train_with_progress
@@ -143,9 +143,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             if not parts:
                 raise
             failure = refused
-            missing = [f"{g} · {t}" for g in config.graders for t in config.tasks]
-            parts[0].partial = {"error": f"{type(refused).__name__}: {refused}", "grader": None, "task": None,
-                                "missing": missing}
+            parts[0].partial = partial_record(refused, None, None,
+                                              [f"{g} · {t}" for g in config.graders for t in config.tasks])
             break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
     result.config["demo_stages"] = dict(stages.seconds)
