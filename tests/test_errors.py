@@ -135,6 +135,14 @@ def test_out_suffix_that_names_no_format_is_refused_before_grading(tmp_path, pai
     assert written.exit_code == 0 and out.read_text().startswith("# lorag-harness report")
 
 
+def test_demo_out_dir_that_cannot_be_made_is_named_before_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run("demo", "--out-dir", blocker / "demo")
+    line = one_line_error(result)
+    assert line.startswith("error: --out-dir ") and str(blocker) in line and "stage" not in result.output
+
+
 def test_unknown_second_grader_fails_before_the_first_runs(tmp_path, pairs_file, test_grader):
     cache = tmp_path / "c.sqlite"
     result = run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test,wizard", "-t", "s1-relevance", "--cache", cache)

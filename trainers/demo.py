@@ -97,7 +97,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     stages = Stages()
     out = Path(out_dir)
     report = out / "report.json"
-    check_output(str(report))
+    check_output(str(report), option="--out-dir")
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
