@@ -38,8 +38,8 @@ from lorag_harness.graders.prefix_cache import score_with_prefix_cache  # noqa: 
 from results_file import update  # noqa: E402
 from lorag_harness import prompts  # noqa: E402
 from lorag_harness.data.builtin import orange_loader  # noqa: E402
-from lorag_harness.model import Pair  # noqa: E402
-from lorag_harness.schema import parse_output  # noqa: E402
+from lorag_harness.api.types import Pair  # noqa: E402
+from lorag_harness.backends.output_parsing import parse_output  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx2 as httpx
 from sklearn.metrics import cohen_kappa_score
 
-from lorag_harness import lm
+from lorag_harness.backends import lm
 from lorag_harness.graders.openai_judge import OpenAIJudge
-from lorag_harness.registry import GraderContext
-from lorag_harness.runner import build_grader, load_dataset
+from lorag_harness.api.registry import GraderContext
+from lorag_harness.evaluation.runner import build_grader, load_dataset
 from results_file import update
 
 ROOT = Path(__file__).resolve().parent.parent

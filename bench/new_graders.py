@@ -31,7 +31,7 @@ KEY = "new_graders"
 def untrained_reranker(folder: Path) -> str:
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from lorag_harness.embedder import resolve_embedder
+    from lorag_harness.backends.embedder import resolve_embedder
 
     CrossEncoder(resolve_embedder(None), num_labels=1, max_length=96).save_pretrained(str(folder))
     return str(folder)
@@ -40,7 +40,7 @@ def untrained_reranker(folder: Path) -> str:
 def untrained_cls(folder: Path) -> str:
     from transformers import AutoModelForSequenceClassification
 
-    from lorag_harness.lm import load_tokenizer, resolve_model_path
+    from lorag_harness.backends.lm import load_tokenizer, resolve_model_path
 
     tok = load_tokenizer(None)
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(None), num_labels=2)

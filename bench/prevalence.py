@@ -43,7 +43,7 @@ def main(argv=None):
     demo_s = time.perf_counter() - start
     report = json.loads((out / "report.json").read_text())
 
-    from lorag_harness.runner import BenchConfig, load_dataset, run_bench
+    from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench
     from lorag_harness.trainers.cls_train import ClsConfig, train_cls
     from lorag_harness.trainers.profiles import PROFILES
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lorag_harness import ranking, retrieval  # noqa: E402
-from lorag_harness.runner import BenchConfig, load_dataset, run_bench  # noqa: E402
+from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench  # noqa: E402
 from results_file import update  # noqa: E402
 
 COLUMNS = ("ndcg@10", "mrr@10", "map@100", "p@5")

@@ -49,7 +49,7 @@ def main(argv=None):
     ap.add_argument("--out-dir", default="runs/rerankers")
     args = ap.parse_args(argv)
 
-    from lorag_harness.runner import BenchConfig, load_dataset, run_bench
+    from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench
     from lorag_harness.trainers.rerank_train import RerankConfig, train_reranker
 
     options = {"n_train": args.train_pairs, "n_eval": args.eval_pairs, "seed": args.seed}

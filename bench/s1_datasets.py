@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lorag_harness.model import Dataset, Pair  # noqa: E402
+from lorag_harness.api.types import Dataset, Pair  # noqa: E402
 from results_file import RESULTS, update  # noqa: E402
 
 KEY = "s1_datasets"
@@ -89,7 +89,7 @@ def experiment(args) -> None:
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
     if overrides.get("prompt") == "query-first":  # experiment: the query before the document
-        from lorag_harness import prompts
+        from lorag_harness.backends import prompts
 
         prompts.messages = lambda q, d: [{"role": "system", "content": prompts.SYSTEM},
                                          {"role": "user", "content": f"Query: {q}\nDocument: {d}"}]
@@ -120,7 +120,7 @@ def experiment(args) -> None:
 def evaluate(name, ds: Dataset, graders: dict, n_boot: int = 1000) -> dict:
     import numpy as np
 
-    from lorag_harness import stats
+    from lorag_harness.evaluation import stats
 
     y = np.array([p.label for p in ds.eval_pairs])
     out, correct, scores_of = {}, {}, {}

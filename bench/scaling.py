@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_pairs import pairs as make_pairs  # noqa: E402
 from results_file import update  # noqa: E402
 
-from lorag_harness.grade import GradeConfig, build  # noqa: E402
+from lorag_harness.batch.command import GradeConfig, build  # noqa: E402
 
 from results_file import RESULTS  # noqa: E402
 
 
 def run(cfg: GradeConfig, executor: str, actors: int) -> dict:
-    from lorag_harness.grade import grade_locally
-    from lorag_harness.ray_executor import grade_on_ray
+    from lorag_harness.batch.command import grade_locally
+    from lorag_harness.batch.ray_executor import grade_on_ray
 
     cfg.executor, cfg.actors = executor, actors
     source, grader, _ = build(cfg)

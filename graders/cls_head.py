@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from lorag_harness.errors import LoragError
-from lorag_harness.fingerprints import file_hashes, fingerprint
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Pair
+from lorag_harness.api.fingerprints import file_hashes, fingerprint
+from lorag_harness.api.types import Pair
 
 from .cross_encoder import (MODEL_FILES, ThresholdedGrader, check_probe, manifest_threshold, read_manifest, to_probability,
                             warn_notes)
@@ -66,7 +65,7 @@ def cls_logits(model, seqs: list[list[int]], pad_id: int, side: str = "right", b
     """Head logits for each sequence, in batches, without gradients."""
     import torch
 
-    from lorag_harness.lm import compute
+    from lorag_harness.backends.lm import compute
 
     out = []
     with torch.no_grad(), compute("bf16" if bf16 else None):
@@ -93,7 +92,7 @@ def load_cls(folder: str, base_model: str | None = None):
         if is_adapter:
             from peft import PeftModel
 
-            from lorag_harness.lm import quiet_transformers, resolve_model_path
+            from lorag_harness.backends.lm import quiet_transformers, resolve_model_path
 
             base = base_model or manifest.get("base_model")
             with quiet_transformers():  # the new head is replaced by the adapter's
@@ -151,8 +150,3 @@ def make_cls(arg, context):
     """A decoder LM with a 2-class head (lorag train cls); threshold from its manifest."""
     bf16 = bool(context and context.quant == "bf16")
     return ClsHeadGrader(arg or "", bf16=bf16, base_model=None)
-
-
-@hookimpl
-def register_graders(register):
-    register("cls", make_cls)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lorag_harness.api import Grader
+from lorag_harness.api.grader import Grader
 from lorag_harness.errors import LoragError
-from lorag_harness.fingerprints import file_hashes, fingerprint
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Judgment, Pair
+from lorag_harness.api.fingerprints import file_hashes, fingerprint
+from lorag_harness.api.types import Judgment, Pair
 
 MODEL_FILES = ("*.safetensors", "*.bin", "*.json", "*.txt", "*.model")
 
@@ -176,7 +175,7 @@ class CrossEncoderGrader(ThresholdedGrader):
     @staticmethod
     def predict(ce, pairs: list[Pair], batch_size: int = 32, bf16: bool = False) -> np.ndarray:
         """P(relevant) of each pair from a loaded CrossEncoder."""
-        from lorag_harness.lm import compute
+        from lorag_harness.backends.lm import compute
 
         if not pairs:
             return np.zeros(0)
@@ -197,8 +196,3 @@ def make_cross_encoder(arg, context):
     """A sentence-transformers cross-encoder (HF id or folder); threshold from its manifest."""
     return CrossEncoderGrader(arg or "", batch_size=max(context.batch_size, 32) if context else 32,
                               bf16=bool(context and context.quant == "bf16"))
-
-
-@hookimpl
-def register_graders(register):
-    register("cross-encoder", make_cross_encoder)

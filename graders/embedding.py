@@ -5,14 +5,13 @@ import json
 
 import numpy as np
 
-from lorag_harness.data.checks import require_both_labels
+from lorag_harness.data.validation import require_both_labels
 from lorag_harness.data.pairs import lead
-from lorag_harness.embedder import DEFAULT_EMBEDDER, embed
-from lorag_harness.api import Grader
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Judgment, Pair
+from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, embed
+from lorag_harness.api.grader import Grader
+from lorag_harness.api.types import Judgment, Pair
 
-from lorag_harness.fingerprints import fingerprint, model_files
+from lorag_harness.api.fingerprints import fingerprint, model_files
 
 
 class EmbeddingGrader(Grader):
@@ -84,7 +83,7 @@ class EmbeddingGrader(Grader):
 
 def make_embedding(arg, context):
     """Sentence-transformers cosine similarity, threshold calibrated on train pairs."""
-    from lorag_harness.checks import check_embedder
+    from lorag_harness.evaluation.preflight import check_embedder
 
     check_embedder(arg or context.embedder, f"grader embedding:{arg}" if arg else "--embedder")
     ds = context.dataset
@@ -95,8 +94,3 @@ def make_embedding(arg, context):
         topics=ds.topics if ds else None,
         dataset=ds.name if ds else None,
     )
-
-
-@hookimpl
-def register_graders(register):
-    register("embedding", make_embedding)

@@ -1,15 +1,15 @@
 """LM graders: the prompted base model, and the same model with the S1 or S2 adapter."""
 from __future__ import annotations
 
-from lorag_harness import lm, prompts
-from lorag_harness.api import Grader
-from lorag_harness.checks import check_adapter, check_base_model
+from lorag_harness.backends import lm
+from lorag_harness.backends import prompts
+from lorag_harness.api.grader import Grader
+from lorag_harness.evaluation.preflight import check_adapter, check_base_model
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Judgment, Pair
-from lorag_harness.schema import balanced_end, parse_output
+from lorag_harness.api.types import Judgment, Pair
+from lorag_harness.backends.output_parsing import balanced_end, parse_output
 
-from lorag_harness.fingerprints import file_hashes, fingerprint, model_files
+from lorag_harness.api.fingerprints import file_hashes, fingerprint, model_files
 from .lm_scoring import generate_continuations, score_true_false
 from .prefix_cache import score_with_prefix_cache
 
@@ -134,11 +134,6 @@ class LMGrader(Grader):
             j.reason = reason if isinstance(reason, dict) else None
 
 
-def check_adapter_base(adapter: str, base_model: str | None) -> None:
-    """An adapter trained on another base model than the one asked for is a user error."""
-    check_adapter(adapter, base_model, adapter)
-
-
 def _has_tokenizer(folder: str) -> bool:
     from pathlib import Path
 
@@ -158,21 +153,14 @@ def _factory(name: str, needs_adapter: bool, constrained: bool = False):
             constrained_topics=label_topics(context.dataset) if constrained else None,
         )
 
-    make.__doc__ = {
-        "base": "Base causal LM, prompted; P(relevant) from true/false logits.",
-        "s1": "Base LM + S1 adapter (loss on the relevant value): s1:ADAPTER_DIR.",
-        "s2": "Base LM + S2 adapter (loss on the reason): s2:ADAPTER_DIR.",
-        "s2-json": "S2 with constrained decoding: valid JSON, topics from the label set: s2-json:ADAPTER_DIR.",
-    }[name]
     return make
 
 
-@hookimpl
-def register_graders(register):
-    register("base", _factory("base", needs_adapter=False))
-    register("s1", _factory("s1", needs_adapter=True))
-    register("s2", _factory("s2", needs_adapter=True))
-    register("s2-json", _factory("s2-json", needs_adapter=True, constrained=True))
+make_base = _factory("base", needs_adapter=False)
+make_s1 = _factory("s1", needs_adapter=True)
+make_s2 = _factory("s2", needs_adapter=True)
+make_s2_json = _factory("s2-json", needs_adapter=True, constrained=True)
+
 
 
 def label_topics(dataset) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lorag_harness.schema import balanced_end
+from lorag_harness.backends.output_parsing import balanced_end
 
 
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:

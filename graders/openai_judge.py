@@ -24,13 +24,12 @@ import re
 import threading
 from urllib.parse import urlsplit
 
-from lorag_harness import prompts
-from lorag_harness.api import Grader
+from lorag_harness.backends import prompts
+from lorag_harness.api.grader import Grader
 from lorag_harness.errors import LoragError
-from lorag_harness.fingerprints import fingerprint
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Judgment, Pair
-from lorag_harness.schema import first_json_object, valid_reason
+from lorag_harness.api.fingerprints import fingerprint
+from lorag_harness.api.types import Judgment, Pair
+from lorag_harness.backends.output_parsing import first_json_object, valid_reason
 
 log = logging.getLogger("lorag_harness.openai_judge")
 
@@ -306,8 +305,3 @@ def make_openai(arg, context):
         max_tokens=o.get("judge_max_tokens"), name=f"openai:{arg}",
     )
     return judge
-
-
-@hookimpl
-def register_graders(register):
-    register("openai", make_openai)

@@ -1,3 +1,3 @@
-from .cli import main
+from lorag_harness.cli.app import main
 
 main()

@@ -11,7 +11,7 @@ def register_graders(register):
 
     ``factory(arg, context)`` returns a grader; ``arg`` is the text after the colon
     in a grader spec such as ``s1:adapters/s1`` (or None), ``context`` a
-    :class:`lorag_harness.registry.GraderContext`.
+    :class:`lorag_harness.api.registry.GraderContext`.
     """
 
 
@@ -24,9 +24,17 @@ def register_tasks(register):
 def register_datasets(register):
     """Register datasets: ``register(name, loader, description="")``.
 
-    ``loader(arg, options)`` returns a :class:`lorag_harness.model.Dataset`;
+    ``loader(arg, options)`` returns a :class:`lorag_harness.api.types.Dataset`;
     ``arg`` is the text after the colon in ``jsonl:pairs.jsonl`` (or None).
     """
+
+
+@hookspec
+def register_grader_options(register):
+    """Add command-line options for your graders: ``register(click.option("--my-option", ...))``.
+
+    Every command that builds graders (bench, check, grade, serve) takes them; their values reach your
+    grader factory as ``context.options["my_option"]``."""
 
 
 @hookspec

@@ -10,29 +10,21 @@ from pathlib import Path
 
 import pluggy
 
-from . import hookspecs
-from .errors import LoragError
+from lorag_harness import hookspecs
+from lorag_harness.errors import LoragError
 
 ENTRY_POINT_GROUP = "lorag_harness"
 
+# Built-in plug-ins: modules implementing hooks, imported at start-up, so each must be light (no torch):
+# graders and tasks register "module:attr" strings, imported when used.
 DEFAULT_PLUGINS = (
-    "lorag_harness.graders.lm_graders",
-    "lorag_harness.graders.embedding",
-    "lorag_harness.graders.cross_encoder",
-    "lorag_harness.graders.cls_head",
-    "lorag_harness.graders.openai_judge",
-    "lorag_harness.tasks.s1_relevance",
-    "lorag_harness.tasks.s2_reasoning",
-    "lorag_harness.tasks.rag_p5",
-    "lorag_harness.tasks.rerank",
-    "lorag_harness.tasks.judge_agreement",
+    "lorag_harness.graders",
+    "lorag_harness.tasks",
     "lorag_harness.data.builtin",
     "lorag_harness.data.beir",
     "lorag_harness.trainers.commands",
-    "lorag_harness.grade",
     "lorag_harness.trainers.rerank_train",
     "lorag_harness.trainers.cls_train",
-    "lorag_harness.serve",
 )
 
 

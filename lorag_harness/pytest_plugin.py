@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from .data.builtin import PAIR_OPTIONS
-from .errors import LoragError
-from .results import TaskResult
-from .stats import Metric
+from lorag_harness.data.builtin import PAIR_OPTIONS
+from lorag_harness.errors import LoragError
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.stats import Metric
 
 DATASET_KEYS = PAIR_OPTIONS
 MARKER_KEYS = ("grader", "task", "dataset")
 
 
 def _context_keys() -> tuple[str, ...]:
-    from .registry import GraderContext
+    from lorag_harness.api.registry import GraderContext
 
     return tuple(f.name for f in dataclasses.fields(GraderContext) if f.name != "dataset")
 
@@ -59,7 +59,7 @@ def _as_test_failure():
 def check_options(options: dict, pm=None) -> None:
     """LoragError unless ``options`` name a grader and a task, and every other key is a dataset,
     grader-context or task option (a typo such as ``n_evl`` would otherwise be ignored)."""
-    from . import registry
+    from lorag_harness.api import registry
 
     missing = [k for k in ("grader", "task") if not options.get(k)]
     if missing:
@@ -81,7 +81,7 @@ def pytest_runtest_setup(item):
         return
     if marker.args:
         pytest.fail("lorag: @pytest.mark.lorag takes keywords only: grader=…, task=…", pytrace=False)
-    from .plugins import pm
+    from lorag_harness.plugins import pm
 
     with _as_test_failure():
         check_options(marker.kwargs, pm)
@@ -94,13 +94,13 @@ class Harness:
     _graders: dict = {}
 
     def __init__(self, marker=None, cache_path: str = ":memory:"):
-        from .plugins import pm
+        from lorag_harness.plugins import pm
 
         self.pm, self.marker, self.cache_path = pm, marker, cache_path
         self._result = None
 
     def dataset(self, spec: str = "reuters-r8", **options):
-        from .runner import load_dataset
+        from lorag_harness.evaluation.runner import load_dataset
 
         key = (spec, tuple(sorted(options.items())))
         if key not in self._datasets:
@@ -109,9 +109,9 @@ class Harness:
         return self._datasets[key]
 
     def run(self, grader: str, task: str, dataset: str = "reuters-r8", **options) -> TaskResult:
-        from . import registry
-        from .cache import JudgmentCache
-        from .runner import build_grader, build_task, make_judge
+        from lorag_harness.api import registry
+        from lorag_harness.evaluation.cache import JudgmentCache
+        from lorag_harness.evaluation.runner import build_grader, build_task, make_judge
 
         with _as_test_failure():
             check_options({"grader": grader, "task": task, "dataset": dataset, **options}, self.pm)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .api import check_batch, grade_checked
-from .errors import LoragError
-from .model import REASON_FIELDS, Pair
+from lorag_harness.api.grader import check_batch, grade_checked
+from lorag_harness.errors import LoragError
+from lorag_harness.api.types import REASON_FIELDS, Pair
 
 SAMPLE_PAIRS = (
     Pair("crude oil prices", "Oil prices rose as crude stocks fell in the United States.", True, "crude oil", "crude oil"),

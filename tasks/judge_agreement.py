@@ -9,12 +9,12 @@ import random
 
 import numpy as np
 
-from lorag_harness import ranking, retrieval
+from lorag_harness.retrieval import metrics as ranking
+from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Pair
-from lorag_harness.results import TaskResult
-from lorag_harness.stats import Metric, wilson
+from lorag_harness.api.types import Pair
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.stats import Metric, wilson
 from lorag_harness.tasks.rerank import judged_queries
 
 DEPTH = 10  # systems are compared by nDCG@10; every system's top 10 is in the pool
@@ -117,7 +117,7 @@ class JudgeAgreement:
         fn, tn = int(np.sum(y & ~yhat)), int(np.sum(~y & ~yhat))
         from sklearn.metrics import cohen_kappa_score
 
-        from lorag_harness.stats import bootstrap
+        from lorag_harness.evaluation.stats import bootstrap
 
         k_value = float(cohen_kappa_score(y, yhat)) if len(set(y.tolist()) | set(yhat.tolist())) > 1 else float("nan")
         k_metric = bootstrap(kappa, y, yhat) if np.isfinite(k_value) else Metric(None, n=len(y))
@@ -169,7 +169,7 @@ class JudgeAgreement:
 
     @classmethod
     def charts(cls, results):
-        from lorag_harness import plots
+        from lorag_harness.reports import plots
 
         cms = {g: np.array([[r.metrics["tn"].value, r.metrics["fp"].value], [r.metrics["fn"].value, r.metrics["tp"].value]])
                for g, r in results.items() if "tp" in r.metrics}
@@ -190,8 +190,3 @@ def system_runs(results) -> dict[str, dict[str, list[str]]]:
 def system_scores(systems, qrels) -> dict[str, float]:
     measure = {"ndcg@10": ranking.STANDARD["ndcg@10"]}
     return {s: float(np.mean(list(ranking.per_query(measure, qrels, run)["ndcg@10"].values()))) for s, run in systems.items()}
-
-
-@hookimpl
-def register_tasks(register):
-    register("judge-agreement", JudgeAgreement)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from lorag_harness import ranking, retrieval
+from lorag_harness.retrieval import metrics as ranking
+from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Pair
-from lorag_harness.results import TaskResult, pairwise
-from lorag_harness.stats import Metric, bootstrap, mean, paired_bootstrap
+from lorag_harness.api.types import Pair
+from lorag_harness.api.task import TaskResult, pairwise
+from lorag_harness.evaluation.stats import Metric, bootstrap, mean, paired_bootstrap
 
 P5 = {"p@5": ranking.STANDARD["p@5"]}
 
@@ -90,7 +90,7 @@ class RagP5:
     @classmethod
     def charts(cls, results, kmax: int = 10):
         """Precision at k = 1..kmax of the retriever and of each grader's kept ranking (HTML report)."""
-        from lorag_harness import plots
+        from lorag_harness.reports import plots
 
         if not all("graded_rels" in x for r in results.values() for x in r.records):
             return []  # a report written before rankings were recorded
@@ -103,8 +103,3 @@ class RagP5:
         curves = {"retriever": (ks, curve([x["retriever_rels"] for x in first.records]))}
         curves.update({g: (ks, curve([x["graded_rels"] for x in r.records])) for g, r in results.items()})
         return [("P@k (rag-p5)", plots.lines(curves, "k", "P@k", "precision at k (rag-p5)", dashed=("retriever",)))]
-
-
-@hookimpl
-def register_tasks(register):
-    register("rag-p5", RagP5)

@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
-from lorag_harness import ranking, retrieval
+from lorag_harness.retrieval import metrics as ranking
+from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Pair
-from lorag_harness.results import TaskResult, pairwise
-from lorag_harness.stats import Metric, bootstrap, mean, paired_randomization
+from lorag_harness.api.types import Pair
+from lorag_harness.api.task import TaskResult, pairwise
+from lorag_harness.evaluation.stats import Metric, bootstrap, mean, paired_randomization
 
 PREFIX = "first_stage_"
 PAIRED_ON = "ndcg@10"
@@ -26,7 +26,7 @@ def judged_queries(dataset, n_queries: int | None = None):
 class Rerank:
     """First stage (bm25 or dense) top k, reranked by each grader, scored against human qrels.
 
-    Order of the reranked list: ``lorag_harness.ranking.order`` (score descending; judgments without
+    Order of the reranked list: ``lorag_harness.retrieval.metrics.order`` (score descending; judgments without
     a score after those with one, relevant before not relevant before undecided; ties keep the
     first-stage order). Recall@k is the first stage's: the ceiling of any reranking."""
 
@@ -118,7 +118,7 @@ class Rerank:
     @classmethod
     def charts(cls, results):
         """Per-query nDCG@10 of the first stage and of each grader; per-query change over the first stage."""
-        from lorag_harness import plots
+        from lorag_harness.reports import plots
 
         if not results or not all(PREFIX + PAIRED_ON in r.paired for r in results.values()):
             return []
@@ -137,8 +137,3 @@ class Rerank:
 def _first_stage_label(result) -> str:
     rec = result.records[0] if result.records else {}
     return f"{rec.get('first_stage', 'first stage')}@{rec.get('k', '?')} (first stage)"
-
-
-@hookimpl
-def register_tasks(register):
-    register("rerank", Rerank)

@@ -9,9 +9,8 @@ import numpy as np
 from scipy import stats as sps
 
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
-from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
+from lorag_harness.api.task import EvalPairsTask, TaskResult, pair_record, pairwise
+from lorag_harness.evaluation.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
 
 
 def average_precision(y, scores, axis=-1):
@@ -119,7 +118,7 @@ class S1Relevance(EvalPairsTask):
         """Confusion matrices and a reliability diagram (HTML report)."""
         from sklearn.metrics import confusion_matrix
 
-        from lorag_harness import plots
+        from lorag_harness.reports import plots
 
         y = {g: [bool(x["label"]) for x in r.records] for g, r in results.items()}
         cms = {g: confusion_matrix(y[g], [bool(x["relevant"]) for x in r.records], labels=[False, True])
@@ -142,8 +141,3 @@ class S1Relevance(EvalPairsTask):
                 found.append([rec["pair_id"], rec["query"], rec.get("document", ""), rec["label"], *cells])
         return [(f"Disagreements (s1-relevance): {len(found)} pairs", ["pair", "query", "document", "label", *graders],
                  found[:limit])]
-
-
-@hookimpl
-def register_tasks(register):
-    register("s1-relevance", S1Relevance)

@@ -6,12 +6,11 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from lorag_harness.data.topics import topic_matches
-from lorag_harness.embedder import embed
+from lorag_harness.backends.embedder import embed
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
-from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
-from lorag_harness.schema import complete_reason, first_json_object
-from lorag_harness.stats import Metric, bootstrap, mean, mcnemar_exact, wilson
+from lorag_harness.api.task import EvalPairsTask, TaskResult, pair_record, pairwise
+from lorag_harness.backends.output_parsing import complete_reason, first_json_object
+from lorag_harness.evaluation.stats import Metric, bootstrap, mean, mcnemar_exact, wilson
 
 
 class S2Reasoning(EvalPairsTask):
@@ -72,8 +71,3 @@ class S2Reasoning(EvalPairsTask):
 
     def compare(self, results):
         return pairwise(results, "json_valid", mcnemar_exact)
-
-
-@hookimpl
-def register_tasks(register):
-    register("s2-reasoning", S2Reasoning)

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from lorag_harness import lm
+from lorag_harness.backends import lm
 from lorag_harness.data.builtin import orange_loader
 
 
@@ -61,8 +61,8 @@ def tiny_lm_grader(tiny_model_dir):
 def served_tiny(tiny_lm_grader):
     """`lorag serve`'s app over ``tiny_lm_grader`` on a loopback port; yields the base URL."""
     pytest.importorskip("fastapi")
-    from lorag_harness.serve import serving
-    from lorag_harness.serve_app import create_app
+    from lorag_harness.serving.command import serving
+    from lorag_harness.serving.app import create_app
 
     with serving(create_app(tiny_lm_grader, "tiny")) as url:
         yield url

@@ -4,10 +4,10 @@ import pytest
 from click.testing import CliRunner
 from beir_fixtures import QRELS, write_beir
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 from lorag_harness.data.beir import load_beir, query_disjoint_split
 from lorag_harness.errors import DataError, LoragError
-from lorag_harness.runner import load_dataset
+from lorag_harness.evaluation.runner import load_dataset
 
 
 def test_reads_the_layout_and_splits_queries_apart(tmp_path):

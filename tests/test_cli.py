@@ -3,8 +3,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lorag_harness.cache import JudgmentCache
-from lorag_harness.cli import cli
+from lorag_harness.evaluation.cache import JudgmentCache
+from lorag_harness.cli.app import cli
 
 SMALL = ["--eval-pairs", "8", "--train-pairs", "16", "--s2-pairs", "2", "--rag-queries", "10", "--rag-k", "5",
          "--corpus-size", "30", "--max-doc-tokens", "32"]

@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Pair
+from lorag_harness.api.types import Pair
 from lorag_harness.testing import SAMPLE_PAIRS, check_grader
 
 
@@ -102,7 +102,7 @@ def test_bad_cls_folders_are_one_line_errors(tmp_path, lora_dir, tiny_model_dir)
         ClsHeadGrader(str(tmp_path / "empty"))
     with pytest.raises(LoragError, match="does not reproduce"):  # the adapter on another base model
         from conftest import make_tiny_llama
-        from lorag_harness.lm import load_tokenizer
+        from lorag_harness.backends.lm import load_tokenizer
 
         other = tmp_path / "other-base"
         make_tiny_llama(load_tokenizer(tiny_model_dir), seed=3).save_pretrained(other)

@@ -2,8 +2,8 @@
 import pytest
 
 from lorag_harness import Grader, GraderError, Judgment
-from lorag_harness.cache import JudgmentCache
-from lorag_harness.runner import make_judge
+from lorag_harness.evaluation.cache import JudgmentCache
+from lorag_harness.evaluation.runner import make_judge
 from lorag_harness.testing import SAMPLE_PAIRS, check_grader, contract_problems
 
 

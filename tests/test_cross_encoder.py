@@ -7,16 +7,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Dataset, Pair
+from lorag_harness.api.types import Dataset, Pair
 from lorag_harness.testing import SAMPLE_PAIRS, check_grader
 
 
 def make_tiny_bert(out, num_labels=1, seed=0):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from lorag_harness.embedder import resolve_embedder
+    from lorag_harness.backends.embedder import resolve_embedder
 
     tok = AutoTokenizer.from_pretrained(resolve_embedder(None))  # the packaged MiniLM tokenizer (files only)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -202,7 +202,7 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
 
 
 def test_without_topics_only_labelled_negatives_are_mined(tiny_bert):
-    from lorag_harness.model import Pair
+    from lorag_harness.api.types import Pair
     from lorag_harness.trainers.rerank_train import mine_hard_negatives
 
     pairs = [Pair("oil prices", "crude rose", True), Pair("oil prices", "bank rates", False),

@@ -2,15 +2,15 @@
 import pytest
 from click.testing import CliRunner
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 from lorag_harness.data import readers
 from lorag_harness.data.builtin import load_ag_news, load_jsonl, orange_loader
-from lorag_harness.data.checks import check_dataset, shared_documents, text_key
+from lorag_harness.data.validation import check_dataset, shared_documents, text_key
 from lorag_harness.data.pairs import build_dataset
 from lorag_harness.data.topics import topic_matches
 from lorag_harness.errors import DataError, LoragError
-from lorag_harness.model import Dataset, Pair
-from lorag_harness.runner import load_dataset
+from lorag_harness.api.types import Dataset, Pair
+from lorag_harness.evaluation.runner import load_dataset
 
 
 def test_reuters_r8_from_package():

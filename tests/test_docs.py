@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lorag_harness import api, hookspecs, registry, testing
+from lorag_harness import hookspecs, testing
+from lorag_harness.api import grader as api
+from lorag_harness.api import registry
 from lorag_harness.errors import LoragError
 from lorag_harness.plugins import make_manager
 
@@ -98,8 +100,8 @@ def test_example_register_graders():
 
 
 def test_example_register_tasks(r8_small):
-    from lorag_harness.model import Judgment
-    from lorag_harness.runner import build_task
+    from lorag_harness.api.types import Judgment
+    from lorag_harness.evaluation.runner import build_task
 
     pm = _manager("register_tasks")
     task = build_task("coverage", {}, pm)
@@ -113,7 +115,7 @@ def test_example_register_tasks(r8_small):
 
 
 def test_example_register_datasets(tmp_path):
-    from lorag_harness.runner import load_dataset
+    from lorag_harness.evaluation.runner import load_dataset
 
     rows = [f"oil prices\tstory {i} on {'oil' if i % 2 else 'wheat'}\t{i % 2}" for i in range(10)]
     (tmp_path / "p.tsv").write_text("\n".join(rows + rows[:2]) + "\n")
@@ -131,9 +133,26 @@ def test_example_register_commands(tmp_path, jsonl_writer):
     group = click.Group()
     _manager("register_commands").hook.register_commands(cli=group)
     data = jsonl_writer(tmp_path / "pairs.jsonl", [{"query": "q", "document": f"d{i}", "label": i % 2} for i in range(6)])
-    out = CliRunner().invoke(group, ["pairs", f"jsonl:{data}"])
+    out = CliRunner().invoke(group, ["count", f"jsonl:{data}"])
     assert out.exit_code == 0, out.output
     assert out.output.startswith("pairs: 3 training and 3 evaluation pairs\n")
+
+
+def test_example_register_grader_options():
+    import click
+
+    found = []
+    _manager("register_grader_options").hook.register_grader_options(register=found.append)
+
+    @click.command()
+    def cmd(**o):
+        click.echo(o)
+
+    for option in found:
+        cmd = option(cmd)
+    out = CliRunner().invoke(cmd, ["--keyword-min-hits", "2"])
+    assert out.exit_code == 0 and "'keyword_min_hits': 2" in out.output
+    assert CliRunner().invoke(cmd, ["--keyword-min-hits", "0"]).exit_code == 2
 
 
 def test_pytest_docs_name_every_option():

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from lorag_harness import hookimpl
-from lorag_harness.api import Grader, Judgment, Pair
-from lorag_harness.cache import JudgmentCache
-from lorag_harness.cli import cli
+from lorag_harness.api.grader import Grader, Judgment, Pair
+from lorag_harness.evaluation.cache import JudgmentCache
+from lorag_harness.cli.app import cli
 from lorag_harness.plugins import pm
 from lorag_harness.testing import check_grader
 
@@ -187,10 +187,10 @@ def test_a_line_cut_by_a_kill_is_truncated_and_the_run_continues(tmp_path, overl
 SLOW = r'''
 import sys, time
 from lorag_harness import hookimpl
-from lorag_harness.api import Grader, Judgment, Pair
-from lorag_harness.cache import JudgmentCache
+from lorag_harness.api.grader import Grader, Judgment, Pair
+from lorag_harness.evaluation.cache import JudgmentCache
 from lorag_harness.plugins import pm
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 
 class Slow(Grader):
     def __init__(self, log):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from lorag_harness.graders.lm_graders import LMGrader
-from lorag_harness import lm
-from lorag_harness.embedder import embed
+from lorag_harness.backends import lm
+from lorag_harness.backends.embedder import embed
 
 pytestmark = pytest.mark.integration
 

@@ -3,9 +3,9 @@ import torch
 
 from lorag_harness.graders.lm_graders import LMGrader
 from lorag_harness.graders.lm_scoring import left_pad, positions
-from lorag_harness import prompts
-from lorag_harness.model import Pair
-from lorag_harness.schema import balanced_end, parse_output
+from lorag_harness.backends import prompts
+from lorag_harness.api.types import Pair
+from lorag_harness.backends.output_parsing import balanced_end, parse_output
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_batched_scores_equal_one_pair_at_a_time(grader, r8_small):
 
 
 def test_prefix_cache_equals_plain_scoring(tiny_model_dir, r8_small):
-    from lorag_harness.model import Pair
+    from lorag_harness.api.types import Pair
 
     cached = LMGrader("base", base_model=tiny_model_dir, batch_size=4, max_doc_tokens=40)
     plain = LMGrader("base", base_model=tiny_model_dir, batch_size=4, max_doc_tokens=40, prefix_cache=False)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from lorag_harness.stats import Metric, mcnemar_exact, paired_bootstrap, wilson
+from lorag_harness.evaluation.stats import Metric, mcnemar_exact, paired_bootstrap, wilson
 from lorag_harness.tasks.s1_relevance import relevance_metrics
 
 
@@ -63,7 +63,7 @@ def test_vectorised_f1_and_auc_agree_with_sklearn():
     import numpy as np
     from sklearn.metrics import f1_score, roc_auc_score
 
-    from lorag_harness.stats import f1, roc_auc
+    from lorag_harness.evaluation.stats import f1, roc_auc
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 50).astype(bool)

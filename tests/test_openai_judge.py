@@ -21,15 +21,15 @@ httpx = pytest.importorskip("httpx2")
 
 from click.testing import CliRunner  # noqa: E402
 
-from lorag_harness.cache import JudgmentCache  # noqa: E402
-from lorag_harness.cli import cli  # noqa: E402
+from lorag_harness.evaluation.cache import JudgmentCache  # noqa: E402
+from lorag_harness.cli.app import cli  # noqa: E402
 from lorag_harness.errors import LoragError  # noqa: E402
 from lorag_harness.graders.openai_judge import OpenAIJudge  # noqa: E402
-from lorag_harness.model import Pair  # noqa: E402
-from lorag_harness.registry import GraderContext  # noqa: E402
-from lorag_harness.runner import build_grader, make_judge  # noqa: E402
-from lorag_harness.serve import serving  # noqa: E402
-from lorag_harness.serve_app import create_app  # noqa: E402
+from lorag_harness.api.types import Pair  # noqa: E402
+from lorag_harness.api.registry import GraderContext  # noqa: E402
+from lorag_harness.evaluation.runner import build_grader, make_judge  # noqa: E402
+from lorag_harness.serving.command import serving  # noqa: E402
+from lorag_harness.serving.app import create_app  # noqa: E402
 from lorag_harness.testing import check_grader  # noqa: E402
 
 SECRET = "sk-judge-test-SECRET-4242"
@@ -290,7 +290,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def transformers_server(tmp_path_factory):
-    from lorag_harness import lm as lm_module
+    from lorag_harness.backends import lm as lm_module
 
     model = lm_module.resolve_model_path(None)
     exe = Path(sys.executable).with_name("transformers")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pluggy
 import pytest
 
-from lorag_harness import hookimpl, registry
+from lorag_harness import hookimpl
+from lorag_harness.api import registry
 from lorag_harness.errors import LoragError
 from lorag_harness.plugins import DEFAULT_PLUGINS, make_manager, plugin_origins
 
@@ -20,7 +21,10 @@ def test_builtins_registered_through_hooks():
     assert set(registry.graders(pm)) >= {"base", "s1", "s2", "embedding"}
     assert set(registry.tasks(pm)) >= {"s1-relevance", "s2-reasoning", "rag-p5"}
     assert set(registry.datasets(pm)) >= {"reuters-r8", "ag_news", "jsonl"}
-    assert registry.graders(pm)["embedding"].plugin == "lorag_harness.graders.embedding"
+    entry = registry.graders(pm)["embedding"]
+    assert entry.plugin == "lorag_harness.graders"
+    assert entry.target == "lorag_harness.graders.embedding:make_embedding"  # imported only when used
+    assert entry.factory.__name__ == "make_embedding"
     assert set(plugin_origins(pm)) == set(DEFAULT_PLUGINS)
     assert set(plugin_origins(pm).values()) == {"built-in"}
 
@@ -77,12 +81,12 @@ def _run(code, target, env_extra=None):
 
 
 def test_example_plugin_discovered_by_entry_point(installed_example):
-    code = ("from lorag_harness import registry;from lorag_harness.plugins import pm, plugin_origins;"
+    code = ("from lorag_harness.api import registry;from lorag_harness.plugins import pm, plugin_origins;"
             "e=registry.graders()['keyword'];print(e.plugin, plugin_origins()[e.plugin])")
     out = _run(code, installed_example)
     assert out.split() == ["keyword", "lorag-keyword-grader", "0.1.0"]
     # LORAG_PLUGINS limits which entry points load
-    code = "from lorag_harness import registry;print('keyword' in registry.graders())"
+    code = "from lorag_harness.api import registry;print('keyword' in registry.graders())"
     assert _run(code, installed_example, {"LORAG_PLUGINS": ""}).strip() == "False"
     assert _run(code, installed_example, {"LORAG_PLUGINS": "keyword"}).strip() == "True"
 
@@ -133,7 +137,7 @@ def test_lorag_plugins_takes_files_and_module_paths(tmp_path):
      "plug-in './broken.py' (file {tmp}/broken.py) failed to import: ModuleNotFoundError: No module named 'not_a_module'"),
     ("./nohooks.py", {"nohooks.py": "def register_graders(register):\n    pass\n"},
      "plug-in './nohooks.py' (file {tmp}/nohooks.py) implements no hook: decorate register_commands, "
-     "register_datasets, register_graders, register_tasks with @lorag_harness.hookimpl"),
+     "register_datasets, register_grader_options, register_graders, register_tasks with @lorag_harness.hookimpl"),
     ("./typo.py", {"typo.py": "from lorag_harness import hookimpl\n@hookimpl\ndef register_grader(register):\n    pass\n"},
      "plug-in './typo.py' (file {tmp}/typo.py): unknown hook 'register_grader'"),
 ])

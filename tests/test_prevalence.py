@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 from lorag_harness.data.builtin import orange_loader
-from lorag_harness.model import Dataset
+from lorag_harness.api.types import Dataset
 
 
 @pytest.mark.parametrize("rate", [0.123, 0.5, 0.8])
@@ -65,7 +65,7 @@ def test_bench_at_low_prevalence_reports_ap_and_paired_auc_tests(tmp_path):
 @pytest.mark.integration  # the packaged MiniLM
 def test_decisions_do_not_depend_on_the_evaluation_pairs(r8_small):
     """Thresholds come from training pairs: the same pair gets the same decision whatever else is evaluated."""
-    from lorag_harness.runner import BenchConfig, run_bench
+    from lorag_harness.evaluation.runner import BenchConfig, run_bench
 
     shared = r8_small.eval_pairs[:8]
     decisions = []

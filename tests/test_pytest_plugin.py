@@ -38,8 +38,8 @@ def test_s1_no_regression(lorag, lorag_baseline):
 
 # a result built by hand: baseline rules without running a grader
 FIXED = '''
-from lorag_harness.results import TaskResult
-from lorag_harness.stats import Metric
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.stats import Metric
 
 def test_same_name(lorag_baseline):
     lorag_baseline(TaskResult({{"f1": Metric({f1}, {f1} - 0.05, {f1} + 0.05)}}))
@@ -91,8 +91,8 @@ def test_baseline_names_are_readable_and_safe():
 
 def test_empty_baselines_and_unknown_metrics_are_errors(pytester):
     pytester.makepyfile(test_empty='''
-from lorag_harness.results import TaskResult
-from lorag_harness.stats import Metric
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.stats import Metric
 
 def test_no_metrics(lorag_baseline):
     lorag_baseline(TaskResult({}))
@@ -150,8 +150,8 @@ def test_run_typo(lorag):
 def test_explicit_tolerance(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_thresholds='''
-from lorag_harness.results import TaskResult
-from lorag_harness.stats import Metric
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.stats import Metric
 
 def test_store(lorag_baseline):
     lorag_baseline(TaskResult({"f1": Metric(0.8, 0.7, 0.9), "parse_failures": Metric(2, better="lower")}), name="tol")

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from beir_fixtures import write_beir
 
-from lorag_harness import ranking, retrieval
+from lorag_harness.retrieval import metrics as ranking
+from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.data.beir import load_beir
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Judgment
+from lorag_harness.api.types import Judgment
 from lorag_harness.tasks.judge_agreement import JudgeAgreement, kappa
 from lorag_harness.tasks.rerank import Rerank
 
@@ -78,7 +79,7 @@ def test_rerank_checks_its_options_and_dataset(tmp_path, r8_small):
         Rerank(first_stage="sparse")
     with pytest.raises(LoragError, match="k must be >= 1"):
         Rerank(k=0)
-    from lorag_harness.model import Dataset
+    from lorag_harness.api.types import Dataset
 
     with pytest.raises(LoragError, match="no retrieval corpus"):
         Rerank().check(Dataset("pairs-only", r8_small.train_pairs, r8_small.eval_pairs))

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from lorag_harness.cli import cli
+from lorag_harness.cli.app import cli
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'lorag-harness[ray]')")
 

@@ -7,13 +7,13 @@ from beir_fixtures import write_beir
 from rich.console import Console
 
 from lorag_harness import Judgment, hookimpl
-from lorag_harness.export import markdown, write_report
+from lorag_harness.reports.files import markdown, write_report
 from lorag_harness.plugins import make_manager
-from lorag_harness.report import print_report
-from lorag_harness.reporting import Row, best
-from lorag_harness.results import TaskResult
-from lorag_harness.runner import BenchConfig, BenchResult, run_bench
-from lorag_harness.stats import Metric
+from lorag_harness.reports.terminal import print_report
+from lorag_harness.reports.common import Row, best
+from lorag_harness.api.task import TaskResult
+from lorag_harness.evaluation.runner import BenchConfig, BenchResult, run_bench
+from lorag_harness.evaluation.stats import Metric
 
 
 class Always:
@@ -121,7 +121,7 @@ def test_ranking_reports_show_the_first_stage_plots_and_tests(ranked, tmp_path):
 
 
 def test_html_report_does_not_import_export():
-    code = "import sys, lorag_harness.html_report; print('lorag_harness.export' in sys.modules)"
+    code = "import sys, lorag_harness.reports.html; print('lorag_harness.reports.files' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-1000:]
 

@@ -5,15 +5,15 @@ import subprocess
 import sys
 import time
 
-from lorag_harness.cache import JudgmentCache
-from lorag_harness.model import Judgment
-from lorag_harness.runner import make_judge
+from lorag_harness.evaluation.cache import JudgmentCache
+from lorag_harness.api.types import Judgment
+from lorag_harness.evaluation.runner import make_judge
 
 SCRIPT = r'''
 import json, sys, time
 from lorag_harness import Judgment, hookimpl
 from lorag_harness.plugins import pm
-from lorag_harness.runner import BenchConfig, run_bench
+from lorag_harness.evaluation.runner import BenchConfig, run_bench
 
 LOG = sys.argv[2]
 
@@ -82,7 +82,7 @@ def test_cache_prefers_exact_reasons_and_isolates_graders(tmp_path):
 
 
 def test_judge_deduplicates_and_keeps_order(tmp_path):
-    from lorag_harness.model import Pair
+    from lorag_harness.api.types import Pair
 
     calls = []
 

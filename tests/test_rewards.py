@@ -5,8 +5,8 @@ import socket
 import pytest
 
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Pair
-from lorag_harness.rewards import relevance_reward
+from lorag_harness.api.types import Pair
+from lorag_harness.serving.rewards import relevance_reward
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ openai = pytest.importorskip("openai")
 
 from click.testing import CliRunner  # noqa: E402
 
-from lorag_harness.api import Grader  # noqa: E402
-from lorag_harness.cli import cli  # noqa: E402
-from lorag_harness.model import Judgment  # noqa: E402
-from lorag_harness.serve import serving  # noqa: E402
-from lorag_harness.serve_app import create_app  # noqa: E402
+from lorag_harness.api.grader import Grader  # noqa: E402
+from lorag_harness.cli.app import cli  # noqa: E402
+from lorag_harness.api.types import Judgment  # noqa: E402
+from lorag_harness.serving.command import serving  # noqa: E402
+from lorag_harness.serving.app import create_app  # noqa: E402
 
 KEY = "sk-serve-test-0123456789"
 

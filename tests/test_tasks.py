@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from lorag_harness.graders.embedding import EmbeddingGrader
-from lorag_harness.model import Judgment
+from lorag_harness.api.types import Judgment
 from lorag_harness.tasks.rag_p5 import RagP5
 from lorag_harness.tasks.s1_relevance import S1Relevance
 from lorag_harness.tasks.s2_reasoning import S2Reasoning

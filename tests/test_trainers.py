@@ -5,9 +5,9 @@ import random
 import pytest
 import torch
 
-from lorag_harness import lm
+from lorag_harness.backends import lm
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Pair
+from lorag_harness.api.types import Pair
 from lorag_harness.trainers.batching import balance, collate, length_batches
 from lorag_harness.trainers.examples import Example, build_examples, encode
 from lorag_harness.trainers.loss import full_logits_loss, masked_loss
@@ -35,7 +35,7 @@ def test_stage1_loss_is_on_the_relevant_value_only(tokenizer):
 
 
 def lm_prefill():
-    from lorag_harness.prompts import PREFILL
+    from lorag_harness.backends.prompts import PREFILL
 
     return PREFILL
 
@@ -140,7 +140,7 @@ def test_adapters_carry_a_calibrated_threshold_the_grader_uses(adapters, r8_smal
 def test_grader_folds_the_adapter_into_the_weights(adapters, r8_small, tiny_model_dir):
     from lorag_harness.graders.lm_graders import LMGrader
     from lorag_harness.graders.lm_scoring import score_true_false
-    from lorag_harness import prompts
+    from lorag_harness.backends import prompts
 
     g = LMGrader("s2", base_model=tiny_model_dir, adapter=adapters[2].out, max_doc_tokens=24)
     assert not any("lora_" in name for name, _ in g.model.named_parameters())
@@ -198,7 +198,7 @@ def test_stage2_needs_stage1(r8_small, tmp_path):
 
 def test_adapter_on_another_base_is_refused(adapters):
     from lorag_harness.graders.lm_graders import _factory
-    from lorag_harness.registry import GraderContext
+    from lorag_harness.api.registry import GraderContext
 
     s1 = adapters[0]
     with pytest.raises(LoragError, match="was trained on"):
@@ -231,7 +231,7 @@ def tiny_train_args(tiny_model_dir, out, *extra):
 def test_random_labels_are_a_weak_run_with_exit_3(tiny_model_dir, tmp_path):
     from click.testing import CliRunner
 
-    from lorag_harness.cli import cli
+    from lorag_harness.cli.app import cli
 
     data = random_label_pairs(tmp_path / "random.jsonl")
     result = CliRunner().invoke(cli, tiny_train_args(tiny_model_dir, tmp_path / "a", "--dataset", f"jsonl:{data}"))
@@ -282,7 +282,7 @@ def test_validation_slice_is_held_out_by_document(r8_small):
 def test_best_validation_state_is_the_one_saved(tiny_model_dir, r8_small, tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    from lorag_harness import prompts
+    from lorag_harness.backends import prompts
     from lorag_harness.graders.lm_scoring import score_true_false
     from lorag_harness.trainers.diagnostics import split_by_document
 
@@ -316,7 +316,7 @@ def test_time_budget_parses(text, seconds):
 def test_bad_time_budget_is_one_clear_error(bad, tmp_path):
     from click.testing import CliRunner
 
-    from lorag_harness.cli import cli
+    from lorag_harness.cli.app import cli
 
     result = CliRunner().invoke(cli, ["train", "s1", "--out", str(tmp_path / "x"), "--time-budget", bad])
     assert result.exit_code == 2 and "--time-budget" in result.output and "Traceback" not in result.output
@@ -376,7 +376,7 @@ def test_balanced_batches_are_half_positive():
 def test_cli_reports_the_steps_chosen_for_the_time_budget(tiny_model_dir, r8_small, tmp_path):
     from click.testing import CliRunner
 
-    from lorag_harness.cli import cli
+    from lorag_harness.cli.app import cli
 
     args = tiny_train_args(tiny_model_dir, tmp_path / "t", "--train-pairs", "40", "--time-budget", "1h",
                            "--allow-weak")

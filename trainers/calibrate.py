@@ -8,9 +8,8 @@ import random
 
 import numpy as np
 
-from lorag_harness.graders.lm_scoring import score_true_false
-from lorag_harness import prompts
-from lorag_harness.model import Pair
+from lorag_harness.backends import prompts
+from lorag_harness.api.types import Pair
 
 
 def youden_threshold(labels: list[bool], scores: list[float]) -> float:
@@ -34,6 +33,8 @@ def calibrate(model, tokenizer, pairs: list[Pair], n: int, max_doc_tokens: int |
     ids = [prompts.single_token(tokenizer, t) for t in (" true", " false")]
     was_training = model.training
     model.eval()
+    from lorag_harness.graders.lm_scoring import score_true_false  # torch: only when scoring
+
     scores = score_true_false(model, seqs, *ids, tokenizer.pad_token_id, batch_size)
     model.train(was_training)
     cut = youden_threshold(labels, scores)

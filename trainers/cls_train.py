@@ -16,7 +16,7 @@ import numpy as np
 
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import pairs_hash
+from lorag_harness.api.types import pairs_hash
 
 from .batching import balance
 from .rerank_train import (calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
@@ -65,7 +65,7 @@ def build(cfg: ClsConfig):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from lorag_harness.lm import quiet_transformers, resolve_model_path
+    from lorag_harness.backends.lm import quiet_transformers, resolve_model_path
 
     path = resolve_model_path(cfg.base_model)
     try:
@@ -101,7 +101,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
 
     from lorag_harness.graders.cls_head import cls_logits, encode_pairs, head_logits, pad_batch
     from lorag_harness.graders.cross_encoder import probe_records, to_probability
-    from lorag_harness.lm import compute
+    from lorag_harness.backends.lm import compute
 
     cfg.check()
     pairs = list(dataset.train_pairs)

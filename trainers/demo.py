@@ -43,7 +43,7 @@ class Stages:
 
 def merge_results(parts, tasks, pm=None):
     """One BenchResult from runs over the same dataset with different graders."""
-    from lorag_harness.runner import build_task
+    from lorag_harness.evaluation.runner import build_task
 
     first = parts[0]
     for other in parts[1:]:
@@ -78,12 +78,12 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
          reranker_from, time_budget, seed):
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
-    from lorag_harness.bench_run import stdout_console
-    from lorag_harness.checks import check_output
+    from lorag_harness.evaluation.bench import stdout_console
+    from lorag_harness.evaluation.preflight import check_output
     from lorag_harness.errors import LoragError
-    from lorag_harness.export import write_report
-    from lorag_harness.report import print_report
-    from lorag_harness.runner import BenchConfig, IncompleteRun, load_dataset, partial_record, run_bench
+    from lorag_harness.reports.files import write_report
+    from lorag_harness.reports.terminal import print_report
+    from lorag_harness.evaluation.runner import BenchConfig, IncompleteRun, load_dataset, partial_record, run_bench
 
     from .cls_train import ClsConfig, train_cls
     from .progress import train_with_progress

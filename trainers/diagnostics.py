@@ -6,9 +6,9 @@ import math
 import random
 import re
 
-from lorag_harness import prompts
+from lorag_harness.backends import prompts
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Pair
+from lorag_harness.api.types import Pair
 
 WEAK_AUC = 0.6  # validation AUC below this (or a 95% interval reaching 0.5) is a weak run
 PRIOR_RATIO = 0.9  # final loss above this share of the label-prior entropy sits at the prior

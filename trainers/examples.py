@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lorag_harness import prompts
+from lorag_harness.backends import prompts
 from lorag_harness.data.pairs import reference_summary
 from lorag_harness.errors import LoragError
-from lorag_harness.model import Dataset, Pair
+from lorag_harness.api.types import Dataset, Pair
 
 STAGES = ("s1", "s2")
 LOSS_MODES = ("masked", "full", "weighted")

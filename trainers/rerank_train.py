@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.errors import LoragError
-from lorag_harness.lm import quiet_transformers
+from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.hookspecs import hookimpl
-from lorag_harness.model import Pair, pairs_hash
+from lorag_harness.api.types import Pair, pairs_hash
 
 from .calibrate import youden_threshold
 
@@ -177,7 +177,7 @@ def mine_hard_negatives(pairs: list[Pair], k: int, embedder: str | None = None, 
     skipping documents known to be relevant to it (same topic, or labelled relevant for the same
     query text): unlike ``sentence_transformers.util.mine_hard_negatives``, which only knows the
     paired positive, this never turns another relevant document into a negative."""
-    from lorag_harness.embedder import embed
+    from lorag_harness.backends.embedder import embed
 
     positives = [p for p in pairs if p.label]
     docs = list(dict.fromkeys(p.document for p in pairs))
@@ -212,7 +212,7 @@ def build_model(cfg: RerankConfig):
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from lorag_harness.embedder import resolve_embedder
+    from lorag_harness.backends.embedder import resolve_embedder
 
     base = cfg.base_model or resolve_embedder(None)
     try:
@@ -357,7 +357,7 @@ def run_with_progress(train_fn, cfg, dataset, what: str, **kw) -> dict:
 
 
 def dataset_for(o: dict):
-    from lorag_harness.runner import load_dataset
+    from lorag_harness.evaluation.runner import load_dataset
 
     if not 0 < o["positive_rate"] < 1:
         raise LoragError(f"--positive-rate must be between 0 and 1 (exclusive), not {o['positive_rate']}")

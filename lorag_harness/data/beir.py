@@ -13,8 +13,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError, LoragError
-from ..model import Dataset, Doc, Pair, Query, pairs_hash
+from lorag_harness.errors import DataError, LoragError
+from lorag_harness.api.types import Dataset, Doc, Pair, Query, pairs_hash
 
 SPLITS = ("train", "dev", "test")
 
@@ -29,7 +29,7 @@ class BeirDataset(Dataset):
     directory: str = ""
 
     def fingerprint(self) -> str:
-        from ..retrieval import corpus_key
+        from lorag_harness.retrieval.first_stage import corpus_key
 
         extra = json.dumps([self.split, sorted((q, sorted(d.items())) for q, d in self.qrels.items()),
                             corpus_key(self.corpus), [(q.query_id, q.text) for q in self.queries]])
@@ -162,7 +162,7 @@ def query_disjoint_split(qrels: dict, fraction: float, seed: int) -> tuple[dict,
 def make_pairs(ds: Dataset, qrels: dict, by_id: dict[str, Doc], prefix: str) -> list[Pair]:
     """Judged-relevant documents and as many negatives per query (judged not relevant, then the
     best-ranked unjudged BM25 documents)."""
-    from ..retrieval import retrieve
+    from lorag_harness.retrieval.first_stage import retrieve
 
     queries = [q for q in ds.queries if q.query_id in qrels]
     depth = 2 * max((len(qrels[q.query_id]) for q in queries), default=0)  # room for the unjudged ones
@@ -227,7 +227,7 @@ def load_beir(arg, options):
     return ds
 
 
-from ..hookspecs import hookimpl  # noqa: E402
+from lorag_harness.hookspecs import hookimpl  # noqa: E402
 
 
 @hookimpl

@@ -4,14 +4,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ..errors import DataError, LoragError
-from ..hookspecs import hookimpl
-from ..model import Dataset
-from . import readers
-from .checks import check_counts, check_dataset, check_pair_ids, dedupe, drop_leaks, limit, split_by_document
-from .pairs import build_dataset, reference_summary
-from .readers import read_pair_rows, read_pairs_jsonl
-from .topics import readable
+from lorag_harness.errors import DataError, LoragError
+from lorag_harness.hookspecs import hookimpl
+from lorag_harness.api.types import Dataset
+from lorag_harness.data import readers
+from lorag_harness.data.validation import check_counts, check_dataset, check_pair_ids, dedupe, drop_leaks, limit, split_by_document
+from lorag_harness.data.pairs import build_dataset, reference_summary
+from lorag_harness.data.readers import read_pair_rows, read_pairs_jsonl
+from lorag_harness.data.topics import readable
 
 PAIR_OPTIONS = ("n_train", "n_eval", "corpus_size", "n_queries", "seed", "max_words", "positive_rate")
 

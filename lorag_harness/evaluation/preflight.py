@@ -1,0 +1,131 @@
+"""Checks run before any work: model, embedder and adapter options, the output path.
+
+Each raises :class:`LoragError` with one line naming the option or file. Checks read small files
+(configs, manifests) and never load model weights."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lorag_harness.errors import LoragError
+
+
+def _hub_id(name: str) -> bool:
+    """Could ``name`` be a Hugging Face hub id ("gpt2", "org/model") rather than a local path?"""
+    if name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1:
+        return False
+    try:
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(name)
+    except Exception:  # noqa: BLE001 - any rejection means "not a hub id"
+        return False
+    return True
+
+
+def _read_json(path: Path, option: str) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LoragError(f"{option}: {path} is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise LoragError(f"{option}: {path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    except OSError as e:
+        raise LoragError(f"{option}: {path}: {e.strerror}") from None
+    if not isinstance(value, dict):
+        raise LoragError(f"{option}: {path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _local_folder(name: str, option: str) -> Path | None:
+    """The local folder ``name`` names (None for a hub id); a missing path or a file is an error."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise LoragError(f"{option} {name}: is a file; pass the model folder")
+        return path
+    if _hub_id(name):
+        return None  # fetched from the hub (or its local cache) when first used
+    raise LoragError(f"{option} {name}: no such folder")
+
+
+def check_base_model(name: str | None, option: str = "--base-model") -> None:
+    """A causal LM folder (config.json of a causal LM type), a hub id, or the packaged default."""
+    from lorag_harness.backends import lm
+
+    if name in (None, "", lm.DEFAULT_MODEL):
+        lm.packaged_gguf()
+        return
+    folder = _local_folder(name, option)
+    if folder is None:
+        return
+    if not (folder / "config.json").is_file():
+        raise LoragError(f"{option} {name}: not a model folder (no config.json)")
+    config = _read_json(folder / "config.json", option)
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    kind, archs = config.get("model_type"), config.get("architectures") or []
+    heads = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+    if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (archs and not any(str(a).endswith(heads) for a in archs)):
+        raise LoragError(f"{option} {name}: not a causal language model (model_type {kind!r}, "
+                         f"architectures {config.get('architectures')})")
+
+
+def check_embedder(name: str | None, option: str = "--embedder") -> None:
+    """A sentence-transformers folder (modules.json or config.json), a hub id, or the packaged default."""
+    from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, resolve_embedder
+
+    if name in (None, "", DEFAULT_EMBEDDER):
+        resolve_embedder(name)
+        return
+    folder = _local_folder(name, option)
+    if folder is None:
+        return
+    if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
+        raise LoragError(f"{option} {name}: not a sentence-transformers model folder (no modules.json or config.json)")
+    for f in ("modules.json", "config.json"):
+        if (folder / f).is_file():
+            _read_json(folder / f, option)
+
+
+def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:
+    """A peft adapter folder (adapter_config.json) whose manifest, if any, is valid and names this
+    base model; returns the manifest ({} if none)."""
+    from lorag_harness.backends import lm
+
+    where = f"grader {spec}"
+    path = Path(folder).expanduser()
+    if not path.exists():
+        raise LoragError(f"{where}: adapter folder {folder} does not exist")
+    if not path.is_dir():
+        raise LoragError(f"{where}: {folder} is a file; pass the adapter folder")
+    if not (path / "adapter_config.json").is_file():
+        raise LoragError(f"{where}: {folder} is not a peft adapter folder (no adapter_config.json)")
+    _read_json(path / "adapter_config.json", where)
+    manifest = _read_json(path / "manifest.json", where) if (path / "manifest.json").is_file() else {}
+    trained_on = manifest.get("base_model")
+    wanted = base_model or lm.DEFAULT_MODEL
+    if trained_on and str(trained_on) != str(wanted):
+        raise LoragError(f"{where}: {folder} was trained on {trained_on}, not {wanted}: pass --base-model {trained_on}")
+    return manifest
+
+
+def check_output(out: str | Path, option: str = "--out") -> Path:
+    """Create the folder of ``out`` and prove a file can be written there (the report is written
+    as ``<out>.tmp`` then renamed), before the run; nothing is left behind."""
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise LoragError(f"{option} {out}: is a folder; pass a file name such as {Path(out) / 'report.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LoragError(f"{option} {out}: cannot create the folder {path.parent}: {e.strerror or e}") from None
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.unlink(probe)
+    except OSError as e:
+        raise LoragError(f"{option} {out}: cannot write there: {e.strerror or e}") from None
+    return path

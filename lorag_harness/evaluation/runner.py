@@ -1,0 +1,237 @@
+"""Run graders × tasks on a dataset, reusing cached judgments."""
+from __future__ import annotations
+
+import gc
+import inspect
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lorag_harness.api import registry
+from lorag_harness.api.grader import grade_checked
+from lorag_harness.evaluation.cache import JudgmentCache
+from lorag_harness.errors import LoragError
+from lorag_harness.api.types import Dataset, Judgment, Pair
+from lorag_harness.api.task import TaskResult
+
+
+@dataclass
+class BenchConfig:
+    graders: list[str]
+    tasks: list[str]
+    dataset: str = "reuters-r8"
+    dataset_options: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)  # task name -> kwargs; "*" for all tasks
+    base_model: str | None = None
+    embedder: str | None = None
+    batch_size: int = 8
+    max_doc_tokens: int = 160
+    quant: str | None = None
+    grader_options: dict = field(default_factory=dict)  # GraderContext.options (e.g. judge_base_url); no secrets
+    cache_path: str | None = None  # None: default file; ":memory:" disables reuse
+    chunk_size: int = 32  # judgments stored per transaction
+    skip_unfit_tasks: bool = False  # True: skip (with a notice) tasks the dataset cannot feed; False: refuse
+
+
+@dataclass
+class BenchResult:
+    dataset: str
+    dataset_fingerprint: str
+    graders: list[str]
+    tasks: list[str]
+    results: dict[str, dict[str, TaskResult]]  # task -> grader -> result
+    comparisons: dict[str, list[dict]]
+    timings: dict[str, dict[str, float]]  # grader -> task -> seconds
+    config: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was skipped or not measured, and why
+    # set when a failure stopped the run: {"error", "grader", "task", "missing": ["grader · task", ...]}
+    partial: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = {
+            "dataset": self.dataset, "dataset_fingerprint": self.dataset_fingerprint,
+            "graders": self.graders, "tasks": self.tasks,
+            "results": {t: {g: r.to_dict() for g, r in rs.items()} for t, rs in self.results.items()},
+            "comparisons": self.comparisons, "timings": self.timings, "config": self.config,
+        }
+        if self.notes:
+            d["notes"] = self.notes
+        if self.partial:
+            d["partial"] = self.partial
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BenchResult":
+        results = {t: {g: TaskResult.from_dict(r) for g, r in rs.items()} for t, rs in d["results"].items()}
+        return cls(d["dataset"], d["dataset_fingerprint"], d["graders"], d["tasks"], results,
+                   d.get("comparisons", {}), d.get("timings", {}), d.get("config", {}), d.get("notes", []),
+                   d.get("partial"))
+
+
+class IncompleteRun(Exception):
+    """A failure stopped the run: ``result`` holds what finished (``result.partial`` says what did
+    not), ``cause`` is the failure (an exception, or a KeyboardInterrupt)."""
+
+    def __init__(self, result: BenchResult, cause: BaseException):
+        super().__init__(f"run stopped: {type(cause).__name__}: {cause}")
+        self.result, self.cause = result, cause
+
+
+def grader_fingerprint(grader) -> str:
+    """The grader's own fingerprint, or its class and name for plug-ins that define none."""
+    if hasattr(grader, "fingerprint"):
+        return grader.fingerprint()
+    return f"{type(grader).__module__}.{type(grader).__qualname__}:{grader.name}"
+
+
+def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
+    """``judge(pairs, reasons=False)``: cached judgments first, the rest in stored chunks."""
+    fp = grader_fingerprint(grader)
+
+    def judge(pairs: list[Pair], reasons: bool = False) -> list[Judgment]:
+        keys = [p.content_hash() for p in pairs]
+        found = cache.get_many(fp, list(dict.fromkeys(keys)), reasons)
+        todo = list({k: p for k, p in zip(keys, pairs) if k not in found}.items())
+        if advance:
+            advance(len(pairs) - sum(1 for k in keys if k not in found))
+        for i in range(0, len(todo), chunk_size):
+            chunk = todo[i : i + chunk_size]
+            made = grade_checked(grader, [p for _, p in chunk], reasons=reasons, advance=advance)
+            # a grader may hold back transient failures (a request that failed) so a rerun retries them
+            keep = getattr(grader, "cacheable", None) or (lambda j: True)
+            cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made) if keep(j)], reasons)
+            found.update((k, j) for (k, _), j in zip(chunk, made))
+        return [found[k] for k in keys]
+
+    return judge
+
+
+def load_dataset(spec: str, options: dict | None = None, pm=None) -> Dataset:
+    from lorag_harness.data.validation import check_dataset
+
+    entry, arg = registry.lookup(registry.datasets(pm), spec, "dataset")
+    return check_dataset(entry.factory(arg, dict(options or {})))  # the same checks for every plugin's dataset
+
+
+def build_task(name: str, options: dict, pm=None):
+    entry, _ = registry.lookup(registry.tasks(pm), name, "task")
+    merged = {**options.get("*", {}), **options.get(name, {})}
+    params = inspect.signature(entry.factory).parameters
+    accepted = {k: v for k, v in merged.items() if k in params and v is not None}
+    return entry.factory(**accepted)
+
+
+def build_grader(spec: str, context: registry.GraderContext, pm=None):
+    entry, arg = registry.lookup(registry.graders(pm), spec, "grader")
+    grader = entry.factory(arg, context)
+    if not getattr(grader, "name", None):
+        grader.name = spec
+    return grader
+
+
+def check_tasks(tasks: list, dataset: Dataset, skip_unfit: bool) -> tuple[list, list[str]]:
+    """Each task's ``check(dataset)`` (optional): it raises LoragError when the dataset cannot feed the
+    task and may return notes on what it will not measure. Unfit tasks are refused (naming those that
+    fit), or skipped with a notice when ``skip_unfit``."""
+    fit, notes, unfit = [], [], []
+    for task in tasks:
+        check = getattr(task, "check", None)
+        try:
+            found = check(dataset) if callable(check) else None
+        except LoragError as e:
+            unfit.append((task, str(e)))
+            continue
+        fit.append(task)
+        notes += [f"{task.name}: {n}" for n in ([found] if isinstance(found, str) else found or ())]
+    if unfit and (not skip_unfit or not fit):
+        names = ", ".join(t.name for t in fit)
+        hint = f"; tasks that fit it: -t {','.join(t.name for t in fit)}" if names else ""
+        raise LoragError("; ".join(msg for _, msg in unfit) + hint)
+    for task, msg in unfit:
+        notes.append(f"{task.name}: skipped: {msg.removeprefix(f'task {task.name}: ')}")
+    return fit, notes
+
+
+def check_names(config: BenchConfig, pm=None) -> None:
+    """Unknown or repeated grader and task names, before anything is loaded."""
+    graders, tasks = registry.graders(pm), registry.tasks(pm)
+    for spec in config.graders:
+        registry.lookup(graders, spec, "grader")
+    for name in config.tasks:
+        registry.lookup(tasks, name, "task")
+    for kind, names in (("--graders", config.graders), ("--tasks", config.tasks)):
+        if len(set(names)) != len(names):
+            raise LoragError(f"{kind} names one twice: {','.join(names)}")
+
+
+def build_graders(config: BenchConfig, context: registry.GraderContext, pm=None) -> dict:
+    """Every grader, before any grading: a bad option or adapter fails here."""
+    return {spec: build_grader(spec, context, pm) for spec in config.graders}
+
+
+def run_bench(config: BenchConfig, pm=None, console: Console | None = None, dataset: Dataset | None = None) -> BenchResult:
+    """Check everything (cache, dataset, tasks, graders), then grade. A failure while grading raises
+    :class:`IncompleteRun` carrying the results that finished."""
+    console = console or Console(stderr=True)
+    check_names(config, pm)
+    cache = JudgmentCache(config.cache_path)  # a damaged or read-only cache stops here, before any work
+    try:
+        dataset = dataset or load_dataset(config.dataset, config.dataset_options, pm)
+        tasks = [build_task(t, config.task_options, pm) for t in config.tasks]
+        tasks, task_notes = check_tasks(tasks, dataset, config.skip_unfit_tasks)
+        notes = [*(getattr(dataset, "notes", None) or []), *task_notes]
+        if config.embedder:
+            from lorag_harness.evaluation.preflight import check_embedder
+
+            check_embedder(config.embedder)
+        context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
+                                         config.max_doc_tokens, config.quant, dict(config.grader_options))
+        graders = build_graders(config, context, pm)
+        notes += [f"{spec}: {n}" for spec, g in graders.items() for n in getattr(g, "notes", None) or ()]
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        return _grade_all(config, graders, tasks, dataset, cache, console, notes)
+    finally:
+        cache.close()
+
+
+def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, console, notes) -> BenchResult:
+    results: dict[str, dict[str, TaskResult]] = {t.name: {} for t in tasks}
+    timings: dict[str, dict[str, float]] = {}
+    failure = where = None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for spec in list(graders):
+            grader = graders.pop(spec)  # dropped after its tasks: one model in memory at a time
+            timings[spec] = {}
+            for task in tasks:
+                bar = progress.add_task(f"{spec} · {task.name}", total=task.size(dataset))
+                judge = make_judge(grader, cache, config.chunk_size, lambda n, b=bar: progress.advance(b, n))
+                start = time.perf_counter()
+                try:
+                    results[task.name][spec] = task.run(dataset, judge)
+                except (Exception, KeyboardInterrupt) as e:  # keep what finished
+                    failure, where = e, (spec, task.name)
+                    break
+                timings[spec][task.name] = round(time.perf_counter() - start, 3)
+                progress.update(bar, completed=progress.tasks[bar].total)
+            del grader
+            gc.collect()
+            if failure is not None:
+                break
+    comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
+    cfg = {k: v for k, v in config.__dict__.items()}
+    result = BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
+                         results, comparisons, timings, cfg, notes)
+    if failure is None:
+        return result
+    result.partial = partial_record(failure, *where, [f"{g} · {t.name}" for g in config.graders for t in tasks
+                                                      if g not in results[t.name]])
+    raise IncompleteRun(result, failure) from failure
+
+
+def partial_record(failure: BaseException, grader: str | None, task: str | None, missing: list[str]) -> dict:
+    """What ``BenchResult.partial`` says of a run a failure stopped: the error, where, what is missing."""
+    return {"error": f"{type(failure).__name__}: {failure}".strip(), "grader": grader, "task": task, "missing": missing}
