@@ -15,17 +15,21 @@ from lorag_harness.errors import LoragError
 
 ENTRY_POINT_GROUP = "lorag_harness"
 
-# Built-in plug-ins: modules implementing hooks, imported at start-up, so each must be light (no torch):
-# graders and tasks register "module:attr" strings, imported when used.
-DEFAULT_PLUGINS = (
-    "lorag_harness.graders",
-    "lorag_harness.tasks",
-    "lorag_harness.data.builtin",
-    "lorag_harness.data.beir",
-    "lorag_harness.trainers.commands",
-    "lorag_harness.trainers.rerank_train",
-    "lorag_harness.trainers.cls_train",
-)
+BUILTIN_GROUP = "lorag_harness.builtin"
+
+
+def builtin_plugins() -> tuple[str, ...]:
+    """The built-in plug-in modules, declared as entry points of the ``lorag_harness.builtin`` group in
+    pyproject.toml: core code never names a plug-in. Each is imported at start-up, so each must be light
+    (graders and tasks register ``"module:attr"`` strings, imported when used)."""
+    names = tuple(dict.fromkeys(ep.value for ep in md.entry_points(group=BUILTIN_GROUP)))
+    if not names:
+        raise LoragError("lorag-harness is not installed (its built-in plug-ins are entry points): "
+                         "pip install -e . in the checkout")
+    return names
+
+
+DEFAULT_PLUGINS = builtin_plugins()
 
 
 class Manager(pluggy.PluginManager):

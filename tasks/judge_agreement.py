@@ -14,7 +14,7 @@ from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Pair
 from lorag_harness.api.task import TaskResult
-from lorag_harness.evaluation.stats import Metric, wilson
+from lorag_harness.evaluation.stats import Metric, bootstrap, wilson
 from lorag_harness.tasks.rerank import judged_queries
 
 DEPTH = 10  # systems are compared by nDCG@10; every system's top 10 is in the pool
@@ -116,8 +116,6 @@ class JudgeAgreement:
         tp, fp = int(np.sum(y & yhat)), int(np.sum(~y & yhat))
         fn, tn = int(np.sum(y & ~yhat)), int(np.sum(~y & ~yhat))
         from sklearn.metrics import cohen_kappa_score
-
-        from lorag_harness.evaluation.stats import bootstrap
 
         k_value = float(cohen_kappa_score(y, yhat)) if len(set(y.tolist()) | set(yhat.tolist())) > 1 else float("nan")
         k_metric = bootstrap(kappa, y, yhat) if np.isfinite(k_value) else Metric(None, n=len(y))

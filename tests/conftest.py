@@ -66,3 +66,20 @@ def served_tiny(tiny_lm_grader):
 
     with serving(create_app(tiny_lm_grader, "tiny")) as url:
         yield url
+
+
+def pytest_addoption(parser):
+    parser.addoption("--integration", action="store_true",
+                     help="also run the slow integration tests (packaged models, servers, Ray, TRL, wheel build)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Integration tests run only with --integration (.ci/run passes it); the default run stays fast."""
+    if config.getoption("--integration"):
+        return
+    kept, slow = [], []
+    for item in items:
+        (slow if item.get_closest_marker("integration") else kept).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept

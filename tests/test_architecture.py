@@ -1,10 +1,13 @@
 """The house rules, checked: plug-ins install under the project's namespace, arrows point one way
 (plug-ins -> core, never back), and no module imports form a cycle (function-level imports too)."""
 import ast
+import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,26 +26,54 @@ def modules() -> dict[str, Path]:
     return found
 
 
-def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Modules of ours that ``name`` imports anywhere in its file (module level or inside functions)."""
+STRING_IMPORT = re.compile(r"^(lorag_harness(?:\.\w+)+)(?::\w+)?$")
+
+
+def _resolve(target: str, known: set[str]) -> str | None:
+    while target and target not in known:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def import_edges(name: str, path: Path, known: set[str]) -> list[tuple[str, str]]:
+    """``(module, where)`` for each module of ours that ``name`` imports: ``where`` is "top" (module level),
+    "local" (inside a function) or "string" (a ``"lorag_harness.x[:attr]"`` constant imported by name:
+    DEFAULT_PLUGINS, lazy registrations, CORE_COMMANDS)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            targets = [f"{base}.{a.name}" for a in node.names] + [base]
+    tree = ast.parse(path.read_text())
+    local_nodes = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for n in ast.walk(f)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and STRING_IMPORT.match(node.value):
+            targets, where = [STRING_IMPORT.match(node.value).group(1)], "string"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            where = "local" if id(node) in local_nodes else "top"
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
         else:
             continue
         for t in targets:
-            while t and t not in known:
-                t = t.rpartition(".")[0]
+            t = _resolve(t, known)
             if t and t != name and not name.startswith(t + "."):
-                out.add(t)
+                out.append((t, where))
+    # a relative package name (graders/__init__ registers f"{__name__}.lm_graders:make_base")
+    if path.name == "__init__.py":
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.match(r"^\w+:\w+$", node.value):
+                t = _resolve(f"{name}.{node.value.partition(':')[0]}", known)
+                if t and t != name:
+                    out.append((t, "string"))
     return out
+
+
+def imports(name: str, path: Path, known: set[str]) -> set[str]:
+    return {t for t, _ in import_edges(name, path, known)}
 
 
 def graph() -> dict[str, set[str]]:
@@ -90,6 +121,59 @@ def test_no_import_cycles():
     assert cycles == []
 
 
+def test_string_imports_are_seen():
+    """The graph includes imports named as strings: the lazy registrations and the plugin list."""
+    g = graph()
+    assert "lorag_harness.graders.embedding" in g["lorag_harness.graders"]
+    assert "lorag_harness.tasks.rerank" in g["lorag_harness.tasks"]
+    assert "lorag_harness.cli.bench" in g["lorag_harness.cli.app"]
+
+
+def test_builtin_plugins_are_entry_points_of_existing_modules():
+    from lorag_harness.plugins import DEFAULT_PLUGINS
+
+    assert set(DEFAULT_PLUGINS) <= set(modules())
+    assert {"lorag_harness.graders", "lorag_harness.tasks", "lorag_harness.data.builtin"} <= set(DEFAULT_PLUGINS)
+
+
+def test_local_imports_defer_something():
+    """A function-level import of a module the file already loads at module level (directly or through
+    what it imports) defers nothing: it belongs at the top."""
+    mods = modules()
+    known = set(mods)
+    edges = {n: import_edges(n, p, known) for n, p in mods.items()}
+    top = {n: {t for t, w in e if w == "top"} for n, e in edges.items()}
+
+    def loaded(n, seen=None):
+        seen = set() if seen is None else seen
+        for t in top.get(n, ()):
+            for m in {t, *(t.split(".")[i] for i in ())}:
+                if m not in seen:
+                    seen.add(m)
+                    loaded(m, seen)
+        return seen
+
+    offenders = sorted(f"{n} -> {t}" for n, e in edges.items() for t, w in e
+                       if w == "local" and t in loaded(n))
+    assert offenders == []
+
+
+def _modules_after(code: str) -> set:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys; print('MODULES', *sys.modules)"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return set(out.stdout.rpartition("MODULES")[2].split())
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["check", "--help"], ["bench", "--help"],
+                                  ["train", "--help"], ["grade", "--help"], ["serve", "--help"]])
+def test_light_commands_do_not_import_torch(argv):
+    """``lorag --help``, ``lorag plugins`` and every command's help load no model library."""
+    loaded = _modules_after("import sys; from lorag_harness.cli.app import cli\n"
+                            f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass")
+    assert not {"torch", "transformers", "sentence_transformers"} & loaded
+
+
+@pytest.mark.integration  # builds the wheel
 def test_wheel_installs_plugins_under_the_project_namespace(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
                     str(ROOT)], check=True, capture_output=True)

@@ -65,7 +65,8 @@ def test_one_grpo_step_with_the_relevance_reward(tiny_model_dir, tmp_path, rewar
     def recorded(prompts, completions, **kwargs):
         out = reward(prompts, completions, **kwargs)
         calls.append((list(kwargs["query"]), list(completions), out))
-        return out
+        # a step on rewards that tie within a group changes nothing: spread them so the update must happen
+        return [r + 0.1 * i for i, r in enumerate(out)]
 
     recorded.__name__ = reward.__name__
     config = trl.GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2,
@@ -79,6 +80,5 @@ def test_one_grpo_step_with_the_relevance_reward(tiny_model_dir, tmp_path, rewar
     assert set(queries) <= {"crude oil prices", "grain exports"} and len(completions) == len(rewards) == 2
     assert all(isinstance(r, float) and 0 <= r <= 1 for r in rewards)
     logged = [h for h in trainer.state.log_history if f"rewards/{reward.__name__}/mean" in h]
-    assert logged and math.isclose(logged[0][f"rewards/{reward.__name__}/mean"], sum(rewards) / 2, rel_tol=1e-4)
-    changed = any(not (p.detach() == before[n]).all() for n, p in trainer.model.named_parameters())
-    assert changed or logged[0].get("loss", 0.0) == 0.0  # equal rewards give zero advantage: no update
+    assert logged and math.isclose(logged[0][f"rewards/{reward.__name__}/mean"], sum(rewards) / 2 + 0.05, rel_tol=1e-4)
+    assert any(not (p.detach() == before[n]).all() for n, p in trainer.model.named_parameters())

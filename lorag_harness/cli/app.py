@@ -6,9 +6,9 @@ import logging
 import sys
 
 import click
-from rich.console import Console
 from rich.text import Text
 
+from lorag_harness.cli.output import console, err  # noqa: F401  (console: tests and plug-ins print through it)
 from lorag_harness.errors import LoragError
 from lorag_harness.plugins import pm
 
@@ -16,9 +16,6 @@ from lorag_harness.plugins import pm
 # import on AVX512-BF16 CPUs; NF4 works without it, so the warning only misleads
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: "kernels-community" not in record.getMessage())
 
-# piped output gets a wide table instead of Rich's 80-column default
-console = Console(width=None if sys.stdout.isatty() else 170)
-err = Console(stderr=True)
 
 
 # core commands: "module:attr", imported when run (or when their own --help is asked)

@@ -77,7 +77,7 @@ def config_from(o: dict):
 @bench_options
 def bench(**o):
     """Run graders × tasks on a dataset and print a comparison table."""
-    from lorag_harness.cli.app import console, err
+    from lorag_harness.cli.output import console, err
     from lorag_harness.evaluation.bench import run_and_report
     from lorag_harness.plugins import pm
 
@@ -96,7 +96,7 @@ def check(specs, dataset, train_pairs, no_reasons, nondeterministic, **o):
 
     Builds each GRADER_SPEC (e.g. mine:arg) through the registry and grades six small labelled pairs:
     output count, order and types, advance() totals, reasons, an empty batch, fingerprint stability."""
-    from lorag_harness.cli.app import console
+    from lorag_harness.cli.output import console
     from lorag_harness.evaluation.runner import build_grader, load_dataset
     from lorag_harness.plugins import pm
     from lorag_harness.testing import contract_problems

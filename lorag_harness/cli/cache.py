@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lorag_harness.cli.app import console
+from lorag_harness.cli.output import console
 
 
 @click.group()

@@ -10,7 +10,7 @@ from lorag_harness.api import registry
 @click.command()
 def plugins():
     """List graders, tasks and datasets, and the plugin that registered each."""
-    from lorag_harness.cli.app import console
+    from lorag_harness.cli.output import console
     from lorag_harness.plugins import plugin_origins, pm
 
     origins = plugin_origins(pm)

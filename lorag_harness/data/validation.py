@@ -153,17 +153,3 @@ def require_both_labels(pairs, dataset: str | None, who: str, fix: str = "") -> 
     have = f"{positive} relevant and {negative} not relevant" if positive or negative else "none"
     where = f"dataset {dataset!r} has" if dataset else "the training pairs given have"
     raise LoragError(f"{who} needs training pairs of both labels, and {where} {have}" + (f": {fix}" if fix else ""))
-
-
-def print_notes(ds: Dataset, console=None) -> None:
-    """Show what loading changed (duplicates removed, pairs limited, …), one line each."""
-    if not ds.notes:
-        return
-    from rich.text import Text
-
-    if console is None:
-        from rich.console import Console
-
-        console = Console(stderr=True)
-    for note in ds.notes:
-        console.print(Text("note: ", style="yellow") + Text(note), soft_wrap=True)

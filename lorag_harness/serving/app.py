@@ -32,7 +32,7 @@ from lorag_harness.api.grader import grade_checked
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Judgment, Pair
 
-log = logging.getLogger("lorag_harness.serving.command")
+log = logging.getLogger("lorag_harness.serving")
 
 REASON_MIN_TOKENS = 32  # a max_tokens budget below this gets the relevant value only
 
