@@ -29,17 +29,16 @@ from pathlib import Path
 import torch
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lorag_harness.graders.embedding import EmbeddingGrader  # noqa: E402
-from lorag_harness.graders.lm_graders import LMGrader, label_topics  # noqa: E402
-from lorag_harness.graders.lm_scoring import length_sorted_batches  # noqa: E402
-from lorag_harness.graders.prefix_cache import score_with_prefix_cache  # noqa: E402
-from results_file import update  # noqa: E402
-from lorag_harness import prompts  # noqa: E402
-from lorag_harness.data.builtin import orange_loader  # noqa: E402
-from lorag_harness.api.types import Pair  # noqa: E402
-from lorag_harness.backends.output_parsing import parse_output  # noqa: E402
+from lorag_harness.graders.embedding import EmbeddingGrader
+from lorag_harness.graders.lm_graders import LMGrader, label_topics
+from lorag_harness.graders.lm_scoring import length_sorted_batches
+from lorag_harness.graders.prefix_cache import score_with_prefix_cache
+from bench.results_file import update
+from lorag_harness.backends import prompts
+from lorag_harness.data.builtin import orange_loader
+from lorag_harness.api.types import Pair
+from lorag_harness.backends.output_parsing import parse_output
 
 RESULTS = Path(__file__).with_name("results.json")
 

@@ -27,7 +27,7 @@ from lorag_harness.backends import lm
 from lorag_harness.graders.openai_judge import OpenAIJudge
 from lorag_harness.api.registry import GraderContext
 from lorag_harness.evaluation.runner import build_grader, load_dataset
-from results_file import update
+from bench.results_file import update
 
 ROOT = Path(__file__).resolve().parent.parent
 

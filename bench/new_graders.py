@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lorag_harness.data.builtin import orange_loader  # noqa: E402
-from results_file import RESULTS, update  # noqa: E402
+from lorag_harness.data.builtin import orange_loader
+from bench.results_file import RESULTS, update
 
 KEY = "new_graders"
 

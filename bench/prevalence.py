@@ -17,9 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from results_file import intervals, update  # noqa: E402
+from bench.results_file import intervals, update
 
 KEY = "prevalence"
 METRICS = ("precision", "recall", "f1", "average_precision", "roc_auc", "accuracy")

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from lorag_harness import ranking, retrieval  # noqa: E402
-from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench  # noqa: E402
-from results_file import update  # noqa: E402
+from lorag_harness.retrieval import first_stage as retrieval, metrics as ranking
+from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench
+from bench.results_file import update
 
 COLUMNS = ("ndcg@10", "mrr@10", "map@100", "p@5")
 

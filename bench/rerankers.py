@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from results_file import intervals, update  # noqa: E402
+from bench.results_file import intervals, update
 
 KEY = "rerankers"
 BASE = {"batch_size": 16, "max_length": 96, "bf16": True}

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lorag_harness.api.types import Dataset, Pair  # noqa: E402
-from results_file import RESULTS, update  # noqa: E402
+from lorag_harness.api.types import Dataset, Pair
+from bench.results_file import RESULTS, update
 
 KEY = "s1_datasets"
 CISI = Path(os.environ.get("LORAG_CISI", Path(__file__).resolve().parents[2] / "shared" / "data" / "cisi"))

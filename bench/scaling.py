@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_pairs import pairs as make_pairs  # noqa: E402
-from results_file import update  # noqa: E402
+from bench.make_pairs import pairs as make_pairs
+from bench.results_file import update
 
-from lorag_harness.batch.command import GradeConfig, build  # noqa: E402
+from lorag_harness.batch.command import GradeConfig, build
 
-from results_file import RESULTS  # noqa: E402
+from bench.results_file import RESULTS
 
 
 def run(cfg: GradeConfig, executor: str, actors: int) -> dict:

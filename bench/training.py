@@ -12,15 +12,14 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lorag_harness import lm  # noqa: E402
-from lorag_harness.data.builtin import orange_loader  # noqa: E402
-from lorag_harness.trainers.batching import collate  # noqa: E402
-from lorag_harness.trainers.examples import build_examples  # noqa: E402
-from lorag_harness.trainers.loss import full_logits_loss, masked_loss  # noqa: E402
-from lorag_harness.trainers.train import TrainConfig, prepare_model  # noqa: E402
-from results_file import update  # noqa: E402
+from lorag_harness.backends import lm
+from lorag_harness.data.builtin import orange_loader
+from lorag_harness.trainers.batching import collate
+from lorag_harness.trainers.examples import build_examples
+from lorag_harness.trainers.loss import full_logits_loss, masked_loss
+from lorag_harness.trainers.train import TrainConfig, prepare_model
+from bench.results_file import update
 
 
 

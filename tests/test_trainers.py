@@ -408,7 +408,7 @@ def _options(**given):
 
 
 def test_default_s1_profile_fits_a_time_budget_unless_a_count_is_given():
-    from lorag_harness.trainers.commands import make_config
+    from lorag_harness.trainers.cli import make_config
 
     default = make_config("s1", _options())
     assert default.time_budget and default.objective == "binary" and default.batches == "balanced"

@@ -11,19 +11,15 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-import click
 import numpy as np
 
 from lorag_harness.errors import LoragError
-from lorag_harness.hookspecs import hookimpl
 from lorag_harness.api.types import pairs_hash
 
 from .batching import balance
-from .rerank_train import (calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
-                           dataset_for, run_with_progress, train_group, write_manifest)
+from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_training_pairs, config_key,
+                     write_manifest)
 
-MODES = ("lora", "full", "head")
-BALANCE = ("none", "over", "under", "both")
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
 
 
@@ -163,49 +159,3 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     }
     write_manifest(out, manifest)
     return manifest
-
-
-def cls_options(f):
-    opts = [
-        click.option("--dataset", "-d", default="reuters-r8", show_default=True),
-        click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
-        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
-                     show_default=True, help="Share of relevant pairs (the Lightweight Relevance Grader paper: 0.123)"),
-        click.option("--seed", type=int, default=13, show_default=True),
-        click.option("--base-model", default=None, help="HF model id or folder (default: packaged SmolLM2-135M-Instruct)"),
-        click.option("--out", required=True, help="Folder to write (grade with -g cls:OUT)"),
-        click.option("--mode", type=click.Choice(MODES), default="lora", show_default=True,
-                     help="lora: adapters + head; full: all weights; head: frozen backbone"),
-        click.option("--balance", type=click.Choice(BALANCE), default="none", show_default=True,
-                     help="over: repeat positives; under: drop negatives; both: meet half-way"),
-        click.option("--class-weight/--no-class-weight", default=True, show_default=True,
-                     help="Weighted cross-entropy (weights from the class counts after balancing)"),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
-        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
-        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
-        click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
-        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
-        click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-@hookimpl(trylast=True)
-def register_commands(cli):
-    group = train_group(cli)
-
-    @group.command("cls")
-    @cls_options
-    def cls(**o):
-        """Train a decoder with a 2-class head (grade with -g cls:OUT)."""
-        cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
-                                              "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
-                                              "calibration_pairs", "seed")})
-        cfg.check()
-        check_out(cfg.out)
-        run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")

@@ -87,7 +87,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
 
     from .cls_train import ClsConfig, train_cls
     from .progress import train_with_progress
-    from .rerank_train import RerankConfig, is_current as model_is_current, run_with_progress, train_reranker
+    from .common import is_current as model_is_current, run_with_progress
+    from .rerank_train import RerankConfig, train_reranker
     from .train import TrainConfig, is_current
 
     from .diagnostics import parse_duration

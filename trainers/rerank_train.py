@@ -16,27 +16,15 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import click
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.errors import LoragError
 from lorag_harness.backends.lm import quiet_transformers
-from lorag_harness.hookspecs import hookimpl
 from lorag_harness.api.types import Pair, pairs_hash
 
-from .calibrate import youden_threshold
+from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
+                     write_manifest)
 
-err = Console(stderr=True)
-LOSSES = ("bce", "lambda", "listnet")
-
-
-def check_positive(cfg, names) -> None:
-    """Refuse a count below 1 in a trainer config, naming its option."""
-    for name in names:
-        if getattr(cfg, name) < 1:
-            raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
 
 
 @dataclass
@@ -71,101 +59,6 @@ class RerankConfig:
             raise LoragError(f"--pos-weight must be > 0, not {self.pos_weight}")
         if self.calibration_pairs < 0:
             raise LoragError("--calibration-pairs must be >= 0")
-
-
-# ---- shared with lorag train cls ----------------------------------------------------------------
-
-def config_key(cfg, pairs) -> str:
-    """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
-    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k != "out"}, "data": pairs_hash(pairs)},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def is_current(cfg, pairs) -> bool:
-    path = Path(cfg.out) / "manifest.json"
-    try:
-        return json.loads(path.read_text()).get("key") == config_key(cfg, pairs)
-    except (OSError, ValueError):
-        return False
-
-
-def check_training_pairs(pairs: list[Pair], what: str) -> None:
-    labels = {p.label for p in pairs}
-    if len(pairs) < 2 or len(labels) < 2:
-        raise LoragError(f"{what} needs training pairs of both classes (got {len(pairs)} pairs, "
-                         f"labels {sorted(labels)}): raise --train-pairs or check the dataset")
-
-
-def check_out(out: str) -> Path:
-    """The output folder, writable, checked before training starts."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise LoragError(f"--out {out}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise LoragError(f"--out {out}: not writable ({e.strerror or e})") from None
-    return path
-
-
-def calibration_sample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
-    return random.Random(seed).sample(pairs, min(n, len(pairs)))
-
-
-def calibration(labels: list[bool], scores) -> dict:
-    """Youden threshold on training-pair scores, with the AUC and balanced accuracy there."""
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-
-    scores = np.asarray(scores, dtype=float)
-    cut = youden_threshold(labels, scores)
-    return {"pairs": len(labels), "threshold": cut, "auc": float(roc_auc_score(labels, scores)),
-            "balanced_accuracy": float(balanced_accuracy_score(labels, scores >= cut)),
-            "positive_rate": float(np.mean(labels))}
-
-
-def write_manifest(out: Path, manifest: dict) -> None:
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(out / "manifest.json")
-
-
-def progress_bar():
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=err)
-
-
-def print_summary(what: str, manifest: dict) -> None:
-    m, c = manifest["metrics"], manifest.get("calibration") or {}
-    err.print(f"{what}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
-              f"({m['steps']} steps) → {manifest['out']}")
-    if c:
-        err.print(f"{what}: threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
-                  f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
-
-
-def train_group(cli) -> click.Group:
-    """``lorag train`` as a group: s1/s2 (the original command, its stage argument fixed) beside
-    the grader trainers."""
-    current = cli.commands.get("train")
-    if isinstance(current, click.Group):
-        return current
-    group = click.Group("train", help="Train an adapter (s1, s2), a reranker or a classification head.")
-    if current is not None:
-        stage = next((p for p in current.params if p.name == "stage"), None)
-        choices = list(getattr(stage.type, "choices", [])) if stage else []
-        for name in choices:
-            def run(_stage=name, **o):
-                return current.callback(_stage, **o)
-
-            group.add_command(click.Command(name, callback=run, help=f"{current.help} (stage {name})",
-                                            params=[p for p in current.params if p is not stage]))
-    cli.add_command(group)
-    return group
 
 
 # ---- training -----------------------------------------------------------------------------------
@@ -314,71 +207,3 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     }
     write_manifest(out, manifest)
     return manifest
-
-
-def reranker_options(f):
-    opts = [
-        click.option("--dataset", "-d", default="reuters-r8", show_default=True),
-        click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
-        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True,
-                     help="Share of relevant pairs the pair builder makes (the Lightweight Relevance Grader paper: 0.123)"),
-        click.option("--seed", type=int, default=13, show_default=True),
-        click.option("--from", "base_model", default=None,
-                     help="HF model id or folder (default: the packaged all-MiniLM-L6-v2 encoder, new head)"),
-        click.option("--out", required=True, help="Model folder to write"),
-        click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True,
-                     help="bce: labelled pairs; lambda/listnet: listwise over a positive and mined hard negatives"),
-        click.option("--pos-weight", type=click.FloatRange(min=0, min_open=True), default=None, help="bce: weight of positives [negatives/positives]"),
-        click.option("--negatives", type=click.IntRange(min=1), default=4, show_default=True, help="Listwise: hard negatives per positive"),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
-        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
-        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True),
-        click.option("--max-length", type=click.IntRange(min=1), default=128, show_default=True, help="Tokens of query + document"),
-        click.option("--lora", is_flag=True, help="Train LoRA adapters (and the head) only; merged when saved"),
-        click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--bf16", is_flag=True, help="bfloat16 autocast (faster on AVX512-BF16 CPUs)"),
-        click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
-        click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def run_with_progress(train_fn, cfg, dataset, what: str, **kw) -> dict:
-    with progress_bar() as progress:
-        bar = progress.add_task(f"train {what}", total=None, loss=float("nan"))
-        manifest = train_fn(cfg, dataset, lambda step, total, loss: progress.update(bar, completed=step, total=total,
-                                                                                     loss=loss), **kw)
-    print_summary(what, manifest)
-    return manifest
-
-
-def dataset_for(o: dict):
-    from lorag_harness.evaluation.runner import load_dataset
-
-    if not 0 < o["positive_rate"] < 1:
-        raise LoragError(f"--positive-rate must be between 0 and 1 (exclusive), not {o['positive_rate']}")
-    dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"], "positive_rate": o["positive_rate"]})
-    for note in dataset.notes:  # pairs dropped or changed by the loader: said before training on them
-        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    return dataset
-
-
-@hookimpl(trylast=True)
-def register_commands(cli):
-    group = train_group(cli)
-
-    @group.command("reranker")
-    @reranker_options
-    def reranker(**o):
-        """Train a cross-encoder reranker (grade with -g cross-encoder:OUT)."""
-        cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
-                           negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
-                           lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
-                           bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
-        cfg.check()
-        check_out(cfg.out)
-        run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])

@@ -16,6 +16,7 @@ from lorag_harness.backends import lm
 from lorag_harness.backends import prompts
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Dataset, pairs_hash
+from lorag_harness.data.validation import require_both_labels
 
 from .batching import balance, balanced_batches, collate, document_batches, length_batches
 from .calibrate import calibrate, youden_threshold
@@ -162,8 +163,6 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         raise LoragError("stage s2 starts from the S1 adapter: --from adapters/s1")
     if not dataset.train_pairs:
         raise LoragError(f"dataset {dataset.name!r} has no training pairs")
-    from lorag_harness.data.validation import require_both_labels
-
     require_both_labels(dataset.train_pairs, dataset.name, f"lorag train {cfg.stage}",
                         "a relevance adapter learns to tell the two apart; add pairs of the missing label")
     rng = random.Random(cfg.seed)

@@ -1,0 +1,200 @@
+"""The trainers plug-in's commands: ``lorag train s1|s2|reranker|cls``, ``lorag merge``, ``lorag demo``.
+
+Only option declarations here: each command imports its trainer (and torch) when it runs, so
+``lorag --help`` stays light."""
+from __future__ import annotations
+
+import click
+
+from lorag_harness.cli.options import apply, base_model_option
+from lorag_harness.errors import LoragError
+from lorag_harness.hookspecs import hookimpl
+
+from .common import BALANCE, LOSSES, MODES, check_out, data_options, dataset_for, err, run_with_progress
+from .profiles import DEFAULT_PROFILE, PROFILES
+
+WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
+
+
+def adapter_options(f):
+    opts = [
+        base_model_option(),
+        click.option("--from", "init_adapter", default=None, help="Adapter to start from (stage s2: the S1 adapter)"),
+        click.option("--out", required=True, help="Adapter folder to write"),
+        click.option("--loss", type=click.Choice(["masked", "full", "weighted"]), default="masked", show_default=True),
+        click.option("--weight", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="With --loss weighted"),
+        click.option("--quant", type=click.Choice(["auto", "nf4", "none"]), default="auto", show_default=True,
+                     help="auto: nf4 on CUDA, plain LoRA on CPU"),
+        click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
+                     help="Preset hyper-parameters (options below override them)"),
+        click.option("--steps", type=click.IntRange(min=1), default=None,
+                     help="Default: what fits the profile's time budget, at most its epochs (quick s1: 10m, 2 epochs)"),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None),
+        click.option("--r", "r", type=click.IntRange(min=1), default=None),
+        click.option("--alpha", type=click.IntRange(min=1), default=None),
+        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None),
+        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=None),
+        click.option("--balance", type=click.Choice(["none", "over", "under"]), default=None),
+        click.option("--calibration-pairs", type=click.IntRange(min=0), default=None,
+                     help="Without a validation slice: training pairs the P(true) threshold is fitted on [256; 0: keep 0.5]"),
+        click.option("--time-budget", default=None,
+                     help="Wall time for the training loop (90s, 10m, 1.5h): the step count is chosen to fit, "
+                          "never above --steps or --epochs [quick s1: 10m; --steps or --epochs alone: no budget]"),
+        click.option("--objective", type=click.Choice(["token", "binary"]), default=None,
+                     help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
+        click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
+                     help="length-sorted, half positive / half negative, or a document's pairs in one batch"),
+        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, help="bfloat16 autocast"),
+        click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
+        click.option("--val-pairs", type=int, default=None,
+                     help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
+        click.option("--val-every", type=int, default=None, help="Steps between validations [20]"),
+        click.option("--patience", type=int, default=None,
+                     help="Validations without improvement before stopping early [4; 0: never]"),
+        click.option("--allow-weak", is_flag=True,
+                     help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
+    ]
+    return apply(data_options(f), opts)
+
+
+def make_config(stage: str, o: dict):
+    from .train import TrainConfig
+
+    from .diagnostics import parse_duration
+
+    profile = o.get("profile") or DEFAULT_PROFILE
+    values = dict(PROFILES[profile][stage])
+    for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
+                "calibration_pairs", "objective", "batches", "autocast", "grad_accum", "val_pairs", "val_every",
+                "patience"):
+        if o.get(key) is not None:
+            values[key] = o[key]
+    if o.get("time_budget") is not None:
+        values["time_budget"] = parse_duration(o["time_budget"])
+    elif o.get("steps") is not None or o.get("epochs") is not None:
+        values.pop("time_budget", None)  # an explicit count is run in full
+    if o.get("loss", "masked") != "masked" and o.get("objective") is None:
+        values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
+    return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
+                       loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"], **values)
+
+
+def reranker_options(f):
+    opts = [
+        click.option("--from", "base_model", default=None,
+                     help="HF model id or folder (default: the packaged all-MiniLM-L6-v2 encoder, new head)"),
+        click.option("--out", required=True, help="Model folder to write"),
+        click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True,
+                     help="bce: labelled pairs; lambda/listnet: listwise over a positive and mined hard negatives"),
+        click.option("--pos-weight", type=click.FloatRange(min=0, min_open=True), default=None, help="bce: weight of positives [negatives/positives]"),
+        click.option("--negatives", type=click.IntRange(min=1), default=4, show_default=True, help="Listwise: hard negatives per positive"),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True),
+        click.option("--max-length", type=click.IntRange(min=1), default=128, show_default=True, help="Tokens of query + document"),
+        click.option("--lora", is_flag=True, help="Train LoRA adapters (and the head) only; merged when saved"),
+        click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--bf16", is_flag=True, help="bfloat16 autocast (faster on AVX512-BF16 CPUs)"),
+        click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
+        click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
+    ]
+    return apply(data_options(f), opts)
+
+
+def cls_options(f):
+    opts = [
+        base_model_option(),
+        click.option("--out", required=True, help="Folder to write (grade with -g cls:OUT)"),
+        click.option("--mode", type=click.Choice(MODES), default="lora", show_default=True,
+                     help="lora: adapters + head; full: all weights; head: frozen backbone"),
+        click.option("--balance", type=click.Choice(BALANCE), default="none", show_default=True,
+                     help="over: repeat positives; under: drop negatives; both: meet half-way"),
+        click.option("--class-weight/--no-class-weight", default=True, show_default=True,
+                     help="Weighted cross-entropy (weights from the class counts after balancing)"),
+        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
+        click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
+        click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
+        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
+        click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
+    ]
+    return apply(data_options(f), opts)
+
+
+@click.group("train")
+def train():
+    """Train an adapter (s1, s2), a reranker or a classification head."""
+
+
+def _adapter_command(stage: str, doc: str):
+    @train.command(stage, help=doc)
+    @adapter_options
+    def command(**o):
+        from .progress import train_with_progress
+
+        if stage == "s2" and not o["init_adapter"]:
+            raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
+        cfg = make_config(stage, o)  # option errors before the data and the model load
+        manifest = train_with_progress(cfg, dataset_for(o))
+        if manifest.get("weak") and not o["allow_weak"]:
+            err.print(f"exit {WEAK_EXIT}: weak adapter (pass --allow-weak to accept it)")
+            raise SystemExit(WEAK_EXIT)
+
+
+_adapter_command("s1", "Train the S1 adapter: LoRA with the loss on the relevant value only.")
+_adapter_command("s2", "Train S2 from S1 (--from): LoRA with the loss on the reason only.")
+
+
+@train.command("reranker")
+@reranker_options
+def reranker(**o):
+    """Train a cross-encoder reranker (grade with -g cross-encoder:OUT)."""
+    from .rerank_train import RerankConfig, train_reranker
+
+    cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
+                       negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
+                       lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
+                       bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
+    cfg.check()
+    check_out(cfg.out)
+    run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
+
+
+@train.command("cls")
+@cls_options
+def cls(**o):
+    """Train a decoder with a 2-class head (grade with -g cls:OUT)."""
+    from .cls_train import ClsConfig, train_cls
+
+    cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
+                                          "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
+                                          "calibration_pairs", "seed")})
+    cfg.check()
+    check_out(cfg.out)
+    run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")
+
+
+@click.command()
+@click.argument("adapter", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, help="Folder for the merged model")
+@base_model_option(help="Default: the base model named in the adapter's manifest")
+def merge(adapter, out, base_model):
+    """Fold an adapter into the base model; write the merged model and its tokenizer."""
+    from .train import merge as merge_adapter
+
+    err.print(f"merged model written to {merge_adapter(adapter, out, base_model)}")
+
+
+@hookimpl
+def register_commands(cli):
+    from .demo import demo
+
+    for command in (train, merge, demo):
+        cli.add_command(command)

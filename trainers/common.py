@@ -1,0 +1,136 @@
+"""What the trainers share: option groups, the output folder check, the training data, calibration on
+training pairs, manifests and the progress display."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lorag_harness.api.types import Pair, pairs_hash
+from lorag_harness.errors import LoragError
+
+err = Console(stderr=True)
+LOSSES = ("bce", "lambda", "listnet")  # lorag train reranker
+MODES = ("lora", "full", "head")  # lorag train cls
+BALANCE = ("none", "over", "under", "both")
+
+
+def data_options(f):
+    """The training data: dataset, how many pairs, the share of relevant ones, the seed."""
+    for opt in reversed([
+        click.option("--dataset", "-d", default="reuters-r8", show_default=True, help="Dataset spec, e.g. beir:DIR"),
+        click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
+        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+                     show_default=True,
+                     help="Share of relevant pairs the pair builder makes (the Lightweight Relevance Grader paper: 0.123)"),
+        click.option("--seed", type=int, default=13, show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+def check_positive(cfg, names) -> None:
+    """Refuse a count below 1 in a trainer config, naming its option."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
+
+
+def config_key(cfg, pairs) -> str:
+    """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
+    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k != "out"}, "data": pairs_hash(pairs)},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_current(cfg, pairs) -> bool:
+    path = Path(cfg.out) / "manifest.json"
+    try:
+        return json.loads(path.read_text()).get("key") == config_key(cfg, pairs)
+    except (OSError, ValueError):
+        return False
+
+
+def check_training_pairs(pairs: list[Pair], what: str) -> None:
+    labels = {p.label for p in pairs}
+    if len(pairs) < 2 or len(labels) < 2:
+        raise LoragError(f"{what} needs training pairs of both classes (got {len(pairs)} pairs, "
+                         f"labels {sorted(labels)}): raise --train-pairs or check the dataset")
+
+
+def check_out(out: str) -> Path:
+    """The output folder, writable, checked before training starts."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise LoragError(f"--out {out}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LoragError(f"--out {out}: not writable ({e.strerror or e})") from None
+    return path
+
+
+def calibration_sample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+    return random.Random(seed).sample(pairs, min(n, len(pairs)))
+
+
+def calibration(labels: list[bool], scores) -> dict:
+    """Youden threshold on training-pair scores, with the AUC and balanced accuracy there."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    from .calibrate import youden_threshold
+
+    scores = np.asarray(scores, dtype=float)
+    cut = youden_threshold(labels, scores)
+    return {"pairs": len(labels), "threshold": cut, "auc": float(roc_auc_score(labels, scores)),
+            "balanced_accuracy": float(balanced_accuracy_score(labels, scores >= cut)),
+            "positive_rate": float(np.mean(labels))}
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(out / "manifest.json")
+
+
+def progress_bar():
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err)
+
+
+def print_summary(what: str, manifest: dict) -> None:
+    m, c = manifest["metrics"], manifest.get("calibration") or {}
+    err.print(f"{what}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
+              f"({m['steps']} steps) → {manifest['out']}")
+    if c:
+        err.print(f"{what}: threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
+                  f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
+
+
+def run_with_progress(train_fn, cfg, dataset, what: str, **kw) -> dict:
+    with progress_bar() as progress:
+        bar = progress.add_task(f"train {what}", total=None, loss=float("nan"))
+        manifest = train_fn(cfg, dataset, lambda step, total, loss: progress.update(bar, completed=step, total=total,
+                                                                                     loss=loss), **kw)
+    print_summary(what, manifest)
+    return manifest
+
+
+def dataset_for(o: dict):
+    from lorag_harness.evaluation.runner import load_dataset
+
+    dataset = load_dataset(o["dataset"], {"n_train": o["train_pairs"], "seed": o["seed"], "positive_rate": o["positive_rate"]})
+    for note in dataset.notes:  # pairs dropped or changed by the loader: said before training on them
+        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    return dataset
