@@ -168,3 +168,43 @@ def test_pytest_docs_name_every_option():
 
 def test_docs_link_each_other():
     assert "(hooks.md)" in PLUGINS and "(pytest.md)" in PLUGINS and "(plugins.md)" in (ROOT / "docs" / "hooks.md").read_text()
+
+
+def _quoted_import_paths() -> set[tuple[str, str | None]]:
+    """``(module, name)`` for every ``lorag_harness…`` path the docs, README and examples quote."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [p.read_text() for p in [root / "README.md", *(root / "docs").glob("*.md"), *(root / "examples").rglob("*.py")]]
+    found = set()
+    for text in texts:
+        for module, names in re.findall(r"from (lorag_harness[\w.]*) import ([\w, ]+)", text):
+            found |= {(module, n.strip().split(" as ")[0]) for n in names.split(",") if n.strip()}
+        for dotted in re.findall(r"`(lorag_harness(?:\.\w+)+)", text):
+            if dotted != "lorag_harness.builtin":  # the built-in plug-ins' entry-point group, not a module
+                found.add((dotted, None))
+    return found
+
+
+def test_every_quoted_import_path_works():
+    """Paths in the docs and examples stay importable (re-exports pin the public ones)."""
+    import importlib
+
+    broken = []
+    for module, name in sorted(_quoted_import_paths(), key=str):
+        parts = module.split(".")
+        for cut in range(len(parts), 0, -1):  # a dotted path may end in attributes: module.Class.method
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        else:
+            broken.append(module)
+            continue
+        try:
+            for attr in parts[cut:] + ([name] if name else []):
+                obj = getattr(obj, attr)
+        except AttributeError:
+            broken.append(f"{module}{'.' + name if name else ''}")
+    assert broken == []
