@@ -164,22 +164,11 @@ def _modules_after(code: str) -> set:
     return set(out.stdout.rpartition("MODULES")[2].split())
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["check", "--help"], ["bench", "--help"],
-                                  ["train", "--help"], ["grade", "--help"], ["serve", "--help"]])
-def test_light_commands_do_not_import_torch(argv):
+def test_light_commands_do_not_import_torch():
     """``lorag --help``, ``lorag plugins`` and every command's help load no model library."""
-    loaded = _modules_after("import sys; from lorag_harness.cli.app import cli\n"
-                            f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass")
-    assert not {"torch", "transformers", "sentence_transformers"} & loaded
-
-
-@pytest.mark.integration  # builds the wheel
-def test_wheel_installs_plugins_under_the_project_namespace(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True)
-    wheel = next(tmp_path.glob("lorag_harness-*.whl"))
-    names = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".py")]
-    assert {n.split("/")[0] for n in names} == {"lorag_harness"}
-    expected = {f"{package.replace('.', '/')}/{p.relative_to(ROOT / folder)}" for folder, package in FOLDERS.items()
-                for p in (ROOT / folder).rglob("*.py")}
-    assert expected <= set(names), sorted(expected - set(names))
+    argvs = [["--help"], ["plugins"], ["check", "--help"], ["bench", "--help"], ["train", "--help"],
+             ["train", "s1", "--help"], ["grade", "--help"], ["serve", "--help"]]
+    for argv in argvs:
+        loaded = _modules_after("import sys; from lorag_harness.cli.app import cli\n"
+                                f"try:\n    cli({argv!r}, standalone_mode=False)\nexcept SystemExit:\n    pass")
+        assert not {"torch", "transformers", "sentence_transformers"} & loaded, argv

@@ -53,6 +53,7 @@ def test_left_and_right_padding_give_the_same_scores(lora_dir):
                                grader.probabilities(pairs, side="right", bf16=False), atol=1e-5)
 
 
+@pytest.mark.integration  # two more trainings (lora is in the default run)
 @pytest.mark.parametrize("mode", ["full", "head"])
 def test_full_and_head_modes(tiny_model_dir, tmp_path, mode):
     from transformers import AutoModelForCausalLM
@@ -80,6 +81,7 @@ def test_balancing_yields_the_asked_class_counts(mode, expected):
     assert set(out) <= set(pairs)
 
 
+@pytest.mark.integration  # a training at 12% prevalence
 def test_class_weights_and_prevalence_reach_the_manifest(tiny_model_dir, tmp_path):
     manifest = train(tiny_model_dir, tmp_path / "w", "--mode", "head", "--positive-rate", "0.25", "--no-bf16")
     m = manifest["metrics"]

@@ -104,7 +104,8 @@ def train(tiny_bert, out, *extra):
     return json.loads((out / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("extra", [[], ["--loss", "lambda", "--negatives", "3"], ["--lora", "--r", "4"], ["--bf16"]],
+@pytest.mark.parametrize("extra", [[], pytest.param(["--loss", "lambda", "--negatives", "3"], marks=pytest.mark.integration),
+                                   ["--lora", "--r", "4"], pytest.param(["--bf16"], marks=pytest.mark.integration)],
                          ids=["bce", "lambda", "lora", "bf16"])
 def test_train_reranker_end_to_end(tiny_bert, tmp_path, extra):
     from lorag_harness.graders.cross_encoder import CrossEncoderGrader

@@ -99,6 +99,7 @@ def test_fingerprint_tracks_what_changes_the_output(tiny_model_dir):
     assert a.fingerprint() != LMGrader("base", base_model=tiny_model_dir, max_doc_tokens=10).fingerprint()
 
 
+@pytest.mark.integration  # constrained decoding builds its token automaton
 def test_constrained_reasons_are_always_valid_with_label_topics(tiny_model_dir, r8_small):
     from lorag_harness.graders.lm_graders import label_topics
 

@@ -6,6 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+pytestmark = pytest.mark.integration  # a local Ray cluster
+
 from lorag_harness.cli.app import cli
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'lorag-harness[ray]')")

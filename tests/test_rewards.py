@@ -54,6 +54,7 @@ def test_bad_specs_are_clear_errors():
         relevance_reward("base", no_such_option=1)
 
 
+@pytest.mark.integration  # a TRL GRPO step
 def test_one_grpo_step_with_the_relevance_reward(tiny_model_dir, tmp_path, reward):
     trl = pytest.importorskip("trl")
     from datasets import Dataset
