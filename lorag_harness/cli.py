@@ -57,6 +57,9 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, envvar="LORAG_DEBUG", help="Show tracebacks [env LORAG_DEBUG=1]")
 def cli(debug):
     """Evaluate RAG relevance graders: LM, LoRA adapters, embeddings."""
+    from .progress import quiet_libraries
+
+    quiet_libraries(debug)  # library progress bars, logging and FutureWarnings only with --debug
 
 
 @cli.command()
@@ -124,7 +127,10 @@ def bench_options(f):
                      help="Rows per generation batch (LM graders score true/false in batches of at least 32)"),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True),
         click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True,
-                     help="LM graders: nf4 weights, or bf16 matmuls (about 2x faster on AVX512-BF16 CPUs, less exact)"),
+                     help="LM graders: nf4 weights (bf16: same as --precision bf16)"),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="Model graders: bfloat16 matmuls (faster where measured so, slightly less exact) or float32; "
+                          "auto: bf16 where a matmul probe measured it faster on this machine"),
         click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)"),
         click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
@@ -171,7 +177,8 @@ def config_from(o: dict):
                       "judge-agreement": {"k": o["rerank_k"], "first_stage": o["first_stage"],
                                           "n_queries": o["rerank_queries"]}},
         base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
-        max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] == "none" else o["quant"],
+        max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] in ("none", "bf16") else o["quant"],
+        precision="bf16" if o["quant"] == "bf16" else o["precision"],
         cache_path=":memory:" if o["no_cache"] else o["cache_path"],
         grader_options=judge_config(o),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.text import Text
 
@@ -36,6 +36,7 @@ class GradeConfig:
     batch_size: int = 8
     max_doc_tokens: int = 160
     quant: str | None = None
+    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/precision.py)
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_rows: int = 256  # rows graded, stored and written per step
     part_rows: int = 16384  # parquet output: rows per part file
@@ -101,7 +102,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     dataset = load_dataset(cfg.dataset, {}, pm) if cfg.dataset else None
     context = registry.GraderContext(base_model=cfg.base_model, embedder=cfg.embedder, dataset=dataset,
                                      batch_size=cfg.batch_size, max_doc_tokens=cfg.max_doc_tokens, quant=cfg.quant,
-                                     options=dict(cfg.grader_options))
+                                     options=dict(cfg.grader_options), precision=cfg.precision)
     grader = build_grader(cfg.grader, context, pm)
     fp = grader_fingerprint(grader)
     wanted = {"version": 1, "grader": cfg.grader, "fingerprint": fp, "reasons": cfg.reasons,
@@ -165,8 +166,10 @@ def run_grade(cfg: GradeConfig, pm=None, console: Console | None = None) -> Grad
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     start = time.perf_counter()
     try:
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task(f"{cfg.grader} · {Path(cfg.input).name}", total=total, completed=done)
+        from .progress import progress as heartbeat_progress
+
+        with heartbeat_progress(*columns, console=console) as progress:
+            bar = progress.add_task(f"{cfg.grader} · {Path(cfg.input).name}", total=total, completed=done, unit="rows")
             if kind == "ray":
                 from .ray_executor import grade_on_ray
 
@@ -215,7 +218,10 @@ def register_commands(cli):
     @click.option("--embedder", default=None)
     @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
     @click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True)
-    @click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True)
+    @click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True,
+                  help="nf4 weights (bf16: same as --precision bf16)")
+    @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                  help="auto: bfloat16 matmuls where a matmul probe measured them faster on this machine")
     @click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)")
     @click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=256, show_default=True,
@@ -231,7 +237,8 @@ def register_commands(cli):
         cfg = GradeConfig(
             grader=o["grader"], input=o["input_path"], out=o["out"], reasons=o["reasons"], dataset=o["dataset"],
             base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
-            max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] == "none" else o["quant"],
+            max_doc_tokens=o["max_doc_tokens"], quant=None if o["quant"] in ("none", "bf16") else o["quant"],
+            precision="bf16" if o["quant"] == "bf16" else o["precision"],
             cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
             part_rows=o["part_rows"], force=o["force"], executor=o["executor"], actors=o["actors"],
             num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"])

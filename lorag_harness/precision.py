@@ -21,6 +21,7 @@ from .errors import LoragError
 PRECISIONS = ("auto", "fp32", "bf16")
 PROBE_ENV = "LORAG_PRECISION_PROBE"
 PROBE_FILE = "precision-probe.json"
+PROBE_VERSION = 2  # part of the cache key: a changed probe measures again
 # x (tokens x hidden) @ W.T (hidden -> intermediate): SmolLM2-135M's MLP shapes, a batch of ~256 tokens
 PROBE_SHAPE = (256, 576, 1536)
 _warned: set = set()
@@ -61,13 +62,13 @@ def machine_key() -> str:
     """What the probe's answer depends on: CPU model, torch version, its CPU capability, oneDNN's ISA cap."""
     import torch
 
-    parts = [cpu_model(), torch.__version__, cpu_capability(), os.environ.get("ONEDNN_MAX_CPU_ISA", "")]
+    parts = [str(PROBE_VERSION), cpu_model(), torch.__version__, cpu_capability(), os.environ.get("ONEDNN_MAX_CPU_ISA", "")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def measure(shape: tuple[int, int, int] = PROBE_SHAPE, rounds: int = 10) -> dict:
-    """Time one linear layer in float32 and under bfloat16 autocast, interleaved, on one thread (a
-    shared machine stalls a two-thread matmul on whichever core is busy), best of up to ``rounds``;
+    """Time one linear layer in float32 and under bfloat16 autocast, interleaved, on one thread, in
+    that thread's CPU time (a shared machine's other processes do not count), best of up to ``rounds``;
     stops early once one is clearly faster (bfloat16 over 3x slower after 2 rounds, or under half the
     time after 3). bf16 counts as faster below 0.9 of the float32 time."""
     import torch
@@ -90,10 +91,10 @@ def measure(shape: tuple[int, int, int] = PROBE_SHAPE, rounds: int = 10) -> dict
         with torch.inference_mode():
             fp32(), bf16()  # warm-up: kernels chosen, code generated
             for i in range(rounds):
-                for fn in (fp32, bf16):
-                    start = time.perf_counter()
+                for fn in (fp32, bf16):  # CPU time of this thread: time spent descheduled is not counted
+                    start = time.thread_time()
                     fn()
-                    best[fn] = min(best[fn], time.perf_counter() - start)
+                    best[fn] = min(best[fn], time.thread_time() - start)
                 if (i >= 1 and best[bf16] > 3 * best[fp32]) or (i >= 2 and best[bf16] < 0.5 * best[fp32]):
                     break
     finally:
@@ -205,3 +206,8 @@ def describe(info: dict) -> str:
     if info.get("load_average") is not None:
         bits.append(f"load {info['load_average']}")
     return f"{info.get('cpu')} ({', '.join(str(b) for b in bits if b)})"
+
+
+def grading_precision(quant: str | None, precision: str | None = "auto", device_type: str | None = None) -> str:
+    """The resolved precision of a model grader: ``quant="bf16"`` (the former option) means bf16."""
+    return resolve("bf16" if quant == "bf16" else precision, device_type)

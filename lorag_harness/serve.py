@@ -21,7 +21,8 @@ LOOPBACK = "127.0.0.1"
 def build_app(spec: str, *, model_name: str | None = None, api_key: str | None = None, max_batch: int = 32,
               max_wait_ms: float = 5.0, dataset: str | None = "reuters-r8", dataset_options: dict | None = None,
               base_model: str | None = None, embedder: str | None = None, batch_size: int = 8,
-              max_doc_tokens: int = 160, quant: str | None = None, options: dict | None = None, warm_up: bool = True):
+              max_doc_tokens: int = 160, quant: str | None = None, options: dict | None = None, warm_up: bool = True,
+              precision: str = "auto"):
     """Build the grader ``spec`` (``dataset`` gives calibrating graders their training pairs) and its app."""
     try:
         from .serve_app import create_app
@@ -33,7 +34,8 @@ def build_app(spec: str, *, model_name: str | None = None, api_key: str | None =
     from .runner import build_grader, load_dataset
 
     data = load_dataset(dataset, dataset_options or {}) if dataset else None
-    context = registry.GraderContext(base_model, embedder, data, batch_size, max_doc_tokens, quant, dict(options or {}))
+    context = registry.GraderContext(base_model, embedder, data, batch_size, max_doc_tokens, quant, dict(options or {}),
+                                     precision)
     grader = build_grader(spec, context)
     if warm_up:  # load the model now: a broken model fails here, not on the first request
         grader.grade([Pair("warm up", "warm up", False)], reasons=False, advance=None)
@@ -98,9 +100,12 @@ def check_port(host: str, port: int) -> None:
 @click.option("--embedder", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--max-doc-tokens", type=click.IntRange(1), default=160, show_default=True)
-@click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True)
+@click.option("--quant", type=click.Choice(["none", "nf4", "bf16"]), default="none", show_default=True,
+              help="nf4 weights (bf16: same as --precision bf16)")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bfloat16 matmuls where a matmul probe measured them faster on this machine")
 def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms, dataset, train_pairs, base_model,
-                  embedder, batch_size, max_doc_tokens, quant):
+                  embedder, batch_size, max_doc_tokens, quant, precision):
     """Serve a grader over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/rerank."""
     if api_key is not None and not api_key.strip():
         raise LoragError("--api-key is empty")
@@ -110,7 +115,8 @@ def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms,
     app = build_app(spec, model_name=model_name, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
                     dataset=dataset, dataset_options={"n_train": train_pairs}, base_model=base_model,
                     embedder=embedder, batch_size=batch_size, max_doc_tokens=max_doc_tokens,
-                    quant=None if quant == "none" else quant)
+                    quant=None if quant in ("none", "bf16") else quant,
+                    precision="bf16" if quant == "bf16" else precision)
     import uvicorn
 
     click.echo(f"serving {model_name or spec} on http://{host}:{port}/v1" + (" (bearer token required)" if api_key else ""),

@@ -42,11 +42,14 @@ class ClsConfig:
     r: int = 16
     alpha: int = 32
     max_doc_tokens: int = 64
-    bf16: bool = True
+    precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
 
     def check(self) -> None:
+        from lorag_harness.precision import check as check_precision
+
+        check_precision(self.precision)
         if self.mode not in MODES:
             raise LoragError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.balance not in BALANCE:
@@ -101,12 +104,13 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
 
     from lorag_harness.graders.cls_head import cls_logits, encode_pairs, head_logits, pad_batch
     from lorag_harness.graders.cross_encoder import probe_records, to_probability
-    from lorag_harness.lm import compute
+    from lorag_harness import precision
 
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train cls")
     out = check_out(cfg.out)
+    used = precision.resolve(cfg.precision, "cpu")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model, core, tok = build(cfg)
@@ -130,7 +134,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
             order += rng.sample(range(len(seqs)), len(seqs))
         rows, order = order[: cfg.batch_size], order[cfg.batch_size :]
         ids, mask, pos = pad_batch([seqs[i] for i in rows], tok.pad_token_id)
-        with compute("bf16" if cfg.bf16 else None):
+        with precision.autocast(used):
             logits = head_logits(core, ids, mask, pos)
         loss = F.cross_entropy(logits.float(), torch.tensor([labels[i] for i in rows]), weight=weight)
         loss.backward()
@@ -154,7 +158,8 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
         "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
         "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "lr": lr,
-                  "class_weights": weight.tolist() if weight is not None else None},
+                  "class_weights": weight.tolist() if weight is not None else None, "precision_used": used},
+        "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},
@@ -187,7 +192,9 @@ def cls_options(f):
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
         click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
-        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="auto: bfloat16 autocast where a matmul probe measured it faster on this machine"),
+        click.option("--bf16/--no-bf16", default=None, hidden=True, help="Same as --precision bf16 / fp32"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
     ]
     for opt in reversed(opts):
@@ -204,8 +211,9 @@ def register_commands(cli):
     def cls(**o):
         """Train a decoder with a 2-class head (grade with -g cls:OUT)."""
         cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
-                                              "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
-                                              "calibration_pairs", "seed")})
+                                              "batch_size", "lr", "r", "alpha", "max_doc_tokens", "calibration_pairs",
+                                              "seed")},
+                        precision=o["precision"] if o["bf16"] is None else ("bf16" if o["bf16"] else "fp32"))
         cfg.check()
         check_out(cfg.out)
         run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")

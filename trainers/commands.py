@@ -52,7 +52,10 @@ def train_options(f):
                      help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
         click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
                      help="length-sorted, half positive / half negative, or a document's pairs in one batch"),
-        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, help="bfloat16 autocast"),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+                     help="bfloat16 autocast or float32 [auto: bf16 where a matmul probe measured it faster here]"),
+        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, hidden=True,
+                     help="Former name: none = --precision fp32, bf16 = --precision bf16"),
         click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
         click.option("--val-pairs", type=int, default=None,
                      help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
@@ -75,10 +78,12 @@ def make_config(stage: str, o: dict):
     profile = o.get("profile") or DEFAULT_PROFILE
     values = dict(PROFILES[profile][stage])
     for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
-                "calibration_pairs", "objective", "batches", "autocast", "grad_accum", "val_pairs", "val_every",
+                "calibration_pairs", "objective", "batches", "precision", "grad_accum", "val_pairs", "val_every",
                 "patience"):
         if o.get(key) is not None:
             values[key] = o[key]
+    if o.get("autocast") is not None and o.get("precision") is None:
+        values["precision"] = {"none": "fp32", "bf16": "bf16"}[o["autocast"]]
     if o.get("time_budget") is not None:
         values["time_budget"] = parse_duration(o["time_budget"])
     elif o.get("steps") is not None or o.get("epochs") is not None:

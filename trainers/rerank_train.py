@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.errors import LoragError
 from lorag_harness.lm import quiet_transformers
@@ -55,11 +55,14 @@ class RerankConfig:
     lora: bool = False
     r: int = 16
     alpha: int = 32
-    bf16: bool = False
+    precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
 
     def check(self) -> None:
+        from lorag_harness.precision import check as check_precision
+
+        check_precision(self.precision)
         if self.loss not in LOSSES:
             raise LoragError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         check_positive(self, ("batch_size", "max_length", "negatives", "r", "alpha"))
@@ -134,15 +137,21 @@ def write_manifest(out: Path, manifest: dict) -> None:
 
 
 def progress_bar():
+    from lorag_harness.progress import progress
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=err)
+    return progress(*columns, console=err)
 
 
 def print_summary(what: str, manifest: dict) -> None:
+    from lorag_harness.precision import describe
+
     m, c = manifest["metrics"], manifest.get("calibration") or {}
     err.print(f"{what}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
               f"({m['steps']} steps) → {manifest['out']}")
+    if manifest.get("machine"):
+        err.print(f"{what}: on {describe(manifest['machine'])}", soft_wrap=True)
     if c:
         err.print(f"{what}: threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
                   f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
@@ -241,10 +250,13 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss, ListNetLoss
     from transformers import PrinterCallback, TrainerCallback
 
+    from lorag_harness import precision
+
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train reranker")
     out = check_out(cfg.out)
+    used = precision.resolve(cfg.precision, "cpu")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     n_pos = sum(p.label for p in pairs)
@@ -276,7 +288,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         args = CrossEncoderTrainingArguments(
             output_dir=tmp, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
             warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
-            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=used == "bf16",
             dataloader_drop_last=False)
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[Report()])
         trainer.remove_callback(PrinterCallback)  # progress goes to the Rich bar
@@ -305,7 +317,9 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "kind": "cross-encoder", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged encoder, new 1-logit head)",
         "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None},
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
+                  "precision_used": used},
+        "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},
@@ -338,7 +352,9 @@ def reranker_options(f):
         click.option("--lora", is_flag=True, help="Train LoRA adapters (and the head) only; merged when saved"),
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
         click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--bf16", is_flag=True, help="bfloat16 autocast (faster on AVX512-BF16 CPUs)"),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="auto: bfloat16 autocast where a matmul probe measured it faster on this machine"),
+        click.option("--bf16", is_flag=True, hidden=True, help="Same as --precision bf16"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
         click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
     ]
@@ -378,7 +394,8 @@ def register_commands(cli):
         cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
                            negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
                            lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
-                           bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
+                           precision="bf16" if o["bf16"] else o["precision"], calibration_pairs=o["calibration_pairs"],
+                           seed=o["seed"])
         cfg.check()
         check_out(cfg.out)
         run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
