@@ -120,12 +120,16 @@ def load_cls(folder: str, base_model: str | None = None):
 class ClsHeadGrader(ThresholdedGrader):
     """P(relevant) from a decoder's 2-class head; threshold from the folder's manifest."""
 
-    def __init__(self, folder: str, batch_size: int = 16, max_doc_tokens: int | None = None, bf16: bool = False,
-                 base_model: str | None = None, name: str | None = None):
+    def __init__(self, folder: str, batch_size: int = 16, max_doc_tokens: int | None = None, bf16: bool | None = None,
+                 base_model: str | None = None, name: str | None = None, precision: str = "auto"):
         if not folder:
             raise LoragError("the cls grader needs a folder: -g cls:runs/cls (lorag train cls --out runs/cls)")
+        from lorag_harness.backends.precision import resolve
+
         self.name = name or f"cls:{folder}"
-        self.folder, self.batch_size, self.bf16 = folder, max(1, batch_size), bf16
+        # bf16 (the former argument) wins over precision; auto: bf16 where measured faster
+        self.bf16 = bf16 if bf16 is not None else resolve(precision, "cpu") == "bf16"
+        self.folder, self.batch_size = folder, max(1, batch_size)
         self.model, self.tokenizer, self.manifest = load_cls(folder, base_model)
         self.max_doc_tokens = max_doc_tokens or self.manifest.get("hyper", {}).get("max_doc_tokens", DEFAULT_MAX_DOC_TOKENS)
         self.threshold, self.notes = manifest_threshold(self.manifest, folder)
@@ -148,5 +152,7 @@ class ClsHeadGrader(ThresholdedGrader):
 
 def make_cls(arg, context):
     """A decoder LM with a 2-class head (lorag train cls); threshold from its manifest."""
-    bf16 = bool(context and context.quant == "bf16")
-    return ClsHeadGrader(arg or "", bf16=bf16, base_model=None)
+    from lorag_harness.backends.precision import grading_precision
+
+    used = grading_precision(context.quant if context else None, getattr(context, "precision", "auto"), "cpu")
+    return ClsHeadGrader(arg or "", bf16=used == "bf16", base_model=None)

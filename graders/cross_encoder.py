@@ -123,13 +123,17 @@ class CrossEncoderGrader(ThresholdedGrader):
     """Relevance from a cross-encoder; threshold from the model's manifest (else 0.5, noted)."""
 
     def __init__(self, model: str, batch_size: int = 32, max_length: int | None = None, name: str | None = None,
-                 bf16: bool = False):
+                 bf16: bool | None = None, precision: str = "auto"):
         if not model:
             raise LoragError("the cross-encoder grader needs a model: -g cross-encoder:runs/reranker or cross-encoder:HF_ID")
         if batch_size < 1:
             raise LoragError(f"cross-encoder: batch size must be >= 1, not {batch_size}")
+        from lorag_harness.backends.precision import resolve
+
         self.name = name or f"cross-encoder:{model}"
-        self.spec, self.batch_size, self.bf16 = model, batch_size, bf16
+        # bf16 (the former argument) wins over precision; auto: bf16 where measured faster
+        self.bf16 = bf16 if bf16 is not None else resolve(precision, "cpu") == "bf16"
+        self.spec, self.batch_size = model, batch_size
         folder = local_model_folder(model)
         self.model = self.load(model, max_length)
         self.max_length = self.model.max_seq_length
@@ -194,5 +198,7 @@ def _snapshot_folder(ce) -> Path | None:
 
 def make_cross_encoder(arg, context):
     """A sentence-transformers cross-encoder (HF id or folder); threshold from its manifest."""
-    return CrossEncoderGrader(arg or "", batch_size=max(context.batch_size, 32) if context else 32,
-                              bf16=bool(context and context.quant == "bf16"))
+    from lorag_harness.backends.precision import grading_precision
+
+    used = grading_precision(context.quant if context else None, getattr(context, "precision", "auto"), "cpu")
+    return CrossEncoderGrader(arg or "", batch_size=max(context.batch_size, 32) if context else 32, bf16=used == "bf16")

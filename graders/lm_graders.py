@@ -21,7 +21,12 @@ class LMGrader(Grader):
     def __init__(self, name: str, base_model: str | None = None, adapter: str | None = None,
                  quant: str | None = None, batch_size: int = 8, max_doc_tokens: int = 160,
                  max_new_tokens: int = 96, threshold: float | None = None, prefix_cache: bool = True,
-                 constrained_topics: list[str] | None = None, score_batch_size: int = 32):
+                 constrained_topics: list[str] | None = None, score_batch_size: int = 32, precision: str = "auto"):
+        from lorag_harness.backends.precision import grading_precision
+
+        # quant "bf16" (the former option) is float32 weights with bfloat16 matmuls: precision bf16
+        self.precision = grading_precision(quant, precision)
+        quant = None if quant == "bf16" else quant
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
         # P(true) at which a pair counts as relevant: the adapter's calibrated one, else 0.5
@@ -74,7 +79,8 @@ class LMGrader(Grader):
         return fingerprint(
             kind="lm", model=lm.resolve_model_path(self.base_model) if self.base_model else lm.DEFAULT_MODEL,
             **model_files(self.base_model, lm.DEFAULT_MODEL),
-            adapter=file_hashes(self.adapter), template=prompts.template_hash(), quant=self.quant,
+            adapter=file_hashes(self.adapter), template=prompts.template_hash(),
+            quant="bf16" if self.precision == "bf16" else self.quant,
             max_doc_tokens=self.max_doc_tokens, max_new_tokens=self.max_new_tokens, threshold=self.threshold,
             constrained=self.constrained_topics,
         )
@@ -86,7 +92,7 @@ class LMGrader(Grader):
         return prompts.single_token(self.tokenizer, text)
 
     def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
-        with lm.compute(self.quant, self.model.device.type):
+        with lm.compute(self.precision, self.model.device.type):
             return self._grade(pairs, reasons, advance)
 
     def _grade(self, pairs: list[Pair], reasons: bool, advance) -> list[Judgment]:
@@ -150,6 +156,7 @@ def _factory(name: str, needs_adapter: bool, constrained: bool = False):
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,
+            precision=getattr(context, "precision", "auto"),
             constrained_topics=label_topics(context.dataset) if constrained else None,
         )
 

@@ -1,10 +1,15 @@
 import json
+import os
 
 import pytest
 import torch
 
 from lorag_harness.backends import lm
 from lorag_harness.data.builtin import orange_loader
+
+# precision "auto" resolves to fp32 in tests on every machine (exact comparisons); tests of the choice
+# itself set LORAG_PRECISION_PROBE (lorag_harness/backends/precision.py) to what they need
+os.environ.setdefault("LORAG_PRECISION_PROBE", "fp32")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from lorag_harness.cli.options import apply, base_model_option
+from lorag_harness.cli.options import apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 
@@ -46,7 +46,9 @@ def adapter_options(f):
                      help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
         click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
                      help="length-sorted, half positive / half negative, or a document's pairs in one batch"),
-        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, help="bfloat16 autocast"),
+        precision_option(None),
+        click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, hidden=True,
+                     help="Former name: none = --precision fp32, bf16 = --precision bf16"),
         click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
         click.option("--val-pairs", type=int, default=None,
                      help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
@@ -67,10 +69,12 @@ def make_config(stage: str, o: dict):
     profile = o.get("profile") or DEFAULT_PROFILE
     values = dict(PROFILES[profile][stage])
     for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
-                "calibration_pairs", "objective", "batches", "autocast", "grad_accum", "val_pairs", "val_every",
+                "calibration_pairs", "objective", "batches", "precision", "grad_accum", "val_pairs", "val_every",
                 "patience"):
         if o.get(key) is not None:
             values[key] = o[key]
+    if o.get("autocast") is not None and o.get("precision") is None:
+        values["precision"] = {"none": "fp32", "bf16": "bf16"}[o["autocast"]]
     if o.get("time_budget") is not None:
         values["time_budget"] = parse_duration(o["time_budget"])
     elif o.get("steps") is not None or o.get("epochs") is not None:
@@ -98,7 +102,8 @@ def reranker_options(f):
         click.option("--lora", is_flag=True, help="Train LoRA adapters (and the head) only; merged when saved"),
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
         click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
-        click.option("--bf16", is_flag=True, help="bfloat16 autocast (faster on AVX512-BF16 CPUs)"),
+        precision_option(),
+        click.option("--bf16", is_flag=True, hidden=True, help="Same as --precision bf16"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
         click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
     ]
@@ -122,7 +127,8 @@ def cls_options(f):
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
         click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
-        click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
+        precision_option(),
+        click.option("--bf16/--no-bf16", default=None, hidden=True, help="Same as --precision bf16 / fp32"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
     ]
     return apply(data_options(f), opts)
@@ -161,7 +167,8 @@ def reranker(**o):
     cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
                        negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
                        lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
-                       bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
+                       precision="bf16" if o["bf16"] else o["precision"], calibration_pairs=o["calibration_pairs"],
+                       seed=o["seed"])
     cfg.check()
     check_out(cfg.out)
     run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
@@ -174,8 +181,9 @@ def cls(**o):
     from .cls_train import ClsConfig, train_cls
 
     cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
-                                          "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
-                                          "calibration_pairs", "seed")})
+                                          "batch_size", "lr", "r", "alpha", "max_doc_tokens", "calibration_pairs",
+                                          "seed")},
+                    precision=o["precision"] if o["bf16"] is None else ("bf16" if o["bf16"] else "fp32"))
     cfg.check()
     check_out(cfg.out)
     run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")

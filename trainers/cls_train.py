@@ -15,9 +15,10 @@ import numpy as np
 
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import pairs_hash
+from lorag_harness.backends import precision
 
 from .batching import balance
-from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_training_pairs, config_key,
+from .common import (BALANCE, MODES, calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
                      write_manifest)
 
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
@@ -38,11 +39,12 @@ class ClsConfig:
     r: int = 16
     alpha: int = 32
     max_doc_tokens: int = 64
-    bf16: bool = True
+    precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
 
     def check(self) -> None:
+        precision.check(self.precision)
         if self.mode not in MODES:
             raise LoragError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.balance not in BALANCE:
@@ -97,12 +99,12 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
 
     from lorag_harness.graders.cls_head import cls_logits, encode_pairs, head_logits, pad_batch
     from lorag_harness.graders.cross_encoder import probe_records, to_probability
-    from lorag_harness.backends.lm import compute
 
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train cls")
     out = check_out(cfg.out)
+    used = precision.resolve(cfg.precision, "cpu")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model, core, tok = build(cfg)
@@ -126,7 +128,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
             order += rng.sample(range(len(seqs)), len(seqs))
         rows, order = order[: cfg.batch_size], order[cfg.batch_size :]
         ids, mask, pos = pad_batch([seqs[i] for i in rows], tok.pad_token_id)
-        with compute("bf16" if cfg.bf16 else None):
+        with precision.autocast(used):
             logits = head_logits(core, ids, mask, pos)
         loss = F.cross_entropy(logits.float(), torch.tensor([labels[i] for i in rows]), weight=weight)
         loss.backward()
@@ -150,7 +152,8 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
         "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
         "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "lr": lr,
-                  "class_weights": weight.tolist() if weight is not None else None},
+                  "class_weights": weight.tolist() if weight is not None else None, "precision_used": used},
+        "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},

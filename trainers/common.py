@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.api.types import Pair, pairs_hash
 from lorag_harness.errors import LoragError
@@ -106,11 +106,17 @@ def write_manifest(out: Path, manifest: dict) -> None:
 def progress_bar():
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=err)
+    from lorag_harness.progress import progress
+
+    return progress(*columns, console=err)
 
 
 def print_summary(what: str, manifest: dict) -> None:
     m, c = manifest["metrics"], manifest.get("calibration") or {}
+    if manifest.get("machine"):
+        from lorag_harness.backends.precision import describe
+
+        err.print(f"{what}: on {describe(manifest['machine'])}", soft_wrap=True)
     err.print(f"{what}: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
               f"({m['steps']} steps) → {manifest['out']}")
     if c:

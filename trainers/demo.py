@@ -73,9 +73,11 @@ def merge_results(parts, tasks, pm=None):
 @click.option("--reranker-from", default=None, help="Reranker start (default: the packaged all-MiniLM-L6-v2 encoder)")
 @click.option("--time-budget", default=None,
               help="Wall time for S1's training loop (90s, 10m): its steps are chosen to fit [quick: 4m; full: none]")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Training and grading: auto picks bfloat16 where a matmul probe measured it faster on this machine")
 @click.option("--seed", type=int, default=13, show_default=True)
 def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_rate, s2_pairs, rag_queries, base_model,
-         reranker_from, time_budget, seed):
+         reranker_from, time_budget, precision, seed):
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
     from lorag_harness.evaluation.bench import stdout_console
@@ -91,10 +93,15 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     from .rerank_train import RerankConfig, train_reranker
     from .train import TrainConfig, is_current
 
+    from lorag_harness.backends import precision as machine_precision
+
+    from .budget import BudgetTooSmall
     from .diagnostics import parse_duration
 
     # a bad value stops here, before any work
     s1_budget = parse_duration(time_budget) if time_budget else DEMO_S1_BUDGET.get(profile)
+    used = machine_precision.resolve(precision)
+    err.print(f"demo: {machine_precision.describe(machine_precision.machine(used))}", soft_wrap=True)
     stages = Stages()
     out = Path(out_dir)
     report = out / "report.json"
@@ -102,21 +109,32 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
-    prof, used = PROFILES[profile], {}
+    prof, trained_with = PROFILES[profile], {}
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
-        values = prof[stage] | ({"time_budget": s1_budget} if stage == "s1" else {})
-        used[stage] = values
+        values = prof[stage] | {"precision": precision} | ({"time_budget": s1_budget} if stage == "s1" else {})
+        trained_with[stage] = values
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
             err.print(f"{stage}: {folder} is current, not retrained (--retrain to force)")
-            continue
-        stages.run(f"train {stage}", train_with_progress, cfg, dataset)
-    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, **prof.get("reranker", {})), train_reranker)]
+        else:
+            try:
+                stages.run(f"train {stage}", train_with_progress, cfg, dataset)
+            except BudgetTooSmall as refused:
+                stop_at_s1(str(refused), None)
+        if stage == "s1":
+            from lorag_harness.backends.lm import adapter_manifest
+
+            manifest = adapter_manifest(folder)
+            if manifest.get("weak"):  # S2 and the comparison would be built on an adapter that did not learn
+                stop_at_s1(None, manifest, str(folder))
+    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed,
+                                          **prof.get("reranker", {}) | {"precision": precision}), train_reranker)]
     if "cls" in extras:
-        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, **prof.get("cls", {})), train_cls))
+        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed,
+                                          **prof.get("cls", {}) | {"precision": precision}), train_cls))
     for what, cfg, fn in trainers:
         if not retrain and model_is_current(cfg, dataset.train_pairs):
             err.print(f"{what}: {cfg.out} is current, not retrained (--retrain to force)")
@@ -127,7 +145,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     lm_graders = ["base", f"s1:{s1}", f"s2:{s2}"] + ([f"s2-json:{s2}"] if "s2-json" in extras else [])
     fast_graders = ["embedding", f"cross-encoder:{rr}"] + ([f"cls:{cls}"] if "cls" in extras else [])
     common = dict(dataset="reuters-r8", dataset_options=options, base_model=base_model, max_doc_tokens=max_doc,
-                  task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}})
+                  precision=precision, task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}})
     runs = [("bench LM graders", BenchConfig(graders=lm_graders, tasks=["s1-relevance", "s2-reasoning", "rag-p5"], **common)),
             # the reranker and cls graders give no reasons: relevance and RAG P@5 only
             ("bench embedding, reranker" + (", cls" if "cls" in extras else ""),
@@ -149,7 +167,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
     result.config["demo_stages"] = dict(stages.seconds)
-    result.config["demo_profile"] = prof | used  # the values trained with (S1's budget is the demo's)
+    result.config["demo_profile"] = prof | trained_with  # the values trained with (S1's budget is the demo's)
+    result.config["demo_machine"] = machine_precision.machine(used)  # where the stage times were measured
     console = stdout_console()
     print_report(result, console)
     console.print(stages.table())
@@ -157,4 +176,36 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     console.print(f"{'partial ' if result.partial else ''}report written to {path}")
     if failure is not None:
         raise failure
-    err.print(f"demo finished in {sum(stages.seconds.values()):.0f} s")
+    err.print(f"demo finished in {sum(stages.seconds.values()):.0f} s on "
+              f"{machine_precision.describe(machine_precision.machine(used))}", soft_wrap=True)
+
+
+DEMO_STOP_EXIT = 3  # as `lorag train` for a weak adapter
+
+
+def stop_at_s1(refusal: str | None, manifest: dict | None, folder: str = "") -> None:
+    """One paragraph on why the demo stops after S1 (refused: the budget cannot hold a useful run; or a
+    weak adapter), with the measured rate and the fix; then exit 3. S2 is not trained from it."""
+    if refusal is not None:
+        what = f"S1 was not trained: {refusal}."
+    else:
+        m, v = manifest.get("metrics", {}), manifest.get("validation") or {}
+        h = manifest.get("hyperparameters", {})
+        machine = manifest.get("machine") or {}
+        from lorag_harness.backends.precision import describe
+
+        rate = (f"It ran {m.get('steps_run')} of {h.get('steps')} planned steps in {m.get('seconds', 0):.0f} s "
+                f"({m.get('steps_per_s', 0):.3f} steps/s, batch {h.get('batch_size')}, {h.get('precision_used')}) on "
+                f"{describe(machine)}")
+        auc = (f"; its best validation ROC-AUC was {v['best_auc']:.3f} (the base model: {v['base_auc']:.3f})"
+               if v else "")
+        what = (f"S1 did not learn: {folder} is a weak adapter ({'; '.join(manifest.get('weak_reasons', []))}). "
+                f"{rate}{auc}.")
+    fix = ("Fix: give S1 more time (--time-budget 10m), use --precision fp32 if bf16 was used on a CPU without "
+           "fast bfloat16, or train it alone with `lorag train s1` to see its validation curve; then run the demo "
+           "again (finished models are reused).")
+    from rich.text import Text
+
+    err.print(Text("demo stopped after S1: ", style="bold red") +
+              Text(f"{what} S2, the reranker and the comparison were not run. {fix}"), soft_wrap=True)
+    raise SystemExit(DEMO_STOP_EXIT)

@@ -67,6 +67,13 @@ class Validator:
         self.batch_size = batch_size
         self.scores: list[float] = []
 
+    def token_count(self) -> int:
+        """Tokens one validation runs (the shared instruction prefix once)."""
+        from lorag_harness.graders.prefix_cache import common_prefix
+
+        p = common_prefix(self.seqs) if len(self.seqs) > 1 else 0
+        return sum(len(s) - p for s in self.seqs) + p
+
     def __call__(self, model) -> float:
         from sklearn.metrics import roc_auc_score
 

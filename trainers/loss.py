@@ -13,10 +13,29 @@ def _parts(model):
     return base.base_model, base.get_output_embeddings()
 
 
+def hidden_states(backbone, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The backbone's last hidden states of the batch's rows. With ``batch["prefix_ids"]`` (the token
+    prefix every row shares, cut from ``input_ids``), the prefix is run once without gradients and
+    its KV cache reused by every row, as the graders score; the loss positions are never in it."""
+    prefix = batch.get("prefix_ids")
+    if prefix is None:
+        return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    from lorag_harness.graders.prefix_cache import _expand
+
+    rows, p = batch["input_ids"].shape[0], prefix.shape[1]
+    with torch.no_grad():
+        cache = backbone(input_ids=prefix, use_cache=True).past_key_values
+    mask = batch["attention_mask"]
+    full_mask = torch.cat([torch.ones((rows, p), dtype=mask.dtype), mask], dim=1)
+    positions = p + (mask.cumsum(-1) - 1).clamp(min=0)
+    return backbone(input_ids=batch["input_ids"], attention_mask=full_mask, position_ids=positions,
+                    past_key_values=_expand(cache, rows), use_cache=True).last_hidden_state
+
+
 def masked_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Hidden states -> lm_head on the positions whose next token carries loss only."""
     backbone, head = _parts(model)
-    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = hidden_states(backbone, batch)
     w = batch["weights"][:, 1:]  # position t predicts token t+1
     rows, cols = torch.nonzero(w > 0, as_tuple=True)
     logits = head(hidden[rows, cols]).float()
@@ -39,7 +58,7 @@ def value_ce(model, batch: dict[str, torch.Tensor], true_id: int, false_id: int)
     over the " true"/" false" logits). The token loss is the binary one plus -log(P(true) + P(false)),
     the mass the model puts on other tokens, which the graders never read."""
     backbone, head = _parts(model)
-    hidden = backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = hidden_states(backbone, batch)
     w = batch["weights"][:, 1:]
     rows, cols = torch.nonzero(w > 0, as_tuple=True)
     targets = batch["input_ids"][rows, cols + 1]

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lorag_harness.progress import progress as heartbeat_progress
 
 err = Console(stderr=True)
 
@@ -12,23 +14,30 @@ def train_with_progress(cfg, dataset) -> dict:
     a warning with its reasons and likely causes. Returns the manifest."""
     from .train import train
 
-    columns = (TextColumn("train {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+    from lorag_harness.backends.precision import describe
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("val AUC {task.fields[auc]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err) as progress:
-        bar = progress.add_task("train", total=None, stage=cfg.stage, loss=float("nan"), auc="–")
+               TextColumn("{task.fields[phase]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with heartbeat_progress(*columns, console=err) as progress:
+        bar = progress.add_task(f"train {cfg.stage}", total=None, loss=float("nan"), auc="–", unit="step",
+                                phase="loading the model")
 
         def update(step, total, loss, auc):
-            progress.update(bar, completed=step, total=total, loss=loss, auc="–" if auc is None else f"{auc:.3f}")
+            shown = "–" if auc is None else f"{auc:.3f}"
+            progress.update(bar, completed=step, total=total, loss=loss, auc=shown,
+                            heartbeat=f"loss {loss:.3f}, val AUC {shown}")
 
-        manifest = train(cfg, dataset, update)
+        manifest = train(cfg, dataset, update, log=lambda line: progress.console.print(line, soft_wrap=True),
+                         status=lambda text: progress.update(bar, phase=text))
     m, h = manifest["metrics"], manifest["hyperparameters"]
     if cfg.time_budget:
         err.print(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s → {h['steps']} steps chosen "
-                  f"(the epochs limit allows {h['steps_cap']})")
+                  f"(the epochs limit allows {h['steps_cap']}), {m['steps_run']} run")
     err.print(f"{cfg.stage}: {m['steps_run']} steps ({m['stopped']}), loss {m['first_loss']:.3f} → "
               f"{m['final_loss']:.3f} in {m['seconds']:.0f} s ({m['steps_per_s']:.3f} steps/s, "
               f"{m['examples_per_s']:.2f} examples/s) → {cfg.out}")
+    err.print(f"{cfg.stage}: on {describe(manifest['machine'])}", soft_wrap=True)
     if v := manifest.get("validation"):
         lo, hi = v["best_auc_interval"]
         err.print(f"{cfg.stage}: validation ROC-AUC {v['base_auc']:.3f} (base) → best {v['best_auc']:.3f} "

@@ -22,7 +22,7 @@ from lorag_harness.errors import LoragError
 from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
-from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
+from .common import (LOSSES, calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key, err,
                      write_manifest)
 
 
@@ -43,11 +43,14 @@ class RerankConfig:
     lora: bool = False
     r: int = 16
     alpha: int = 32
-    bf16: bool = False
+    precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
 
     def check(self) -> None:
+        from lorag_harness.backends.precision import check as check_precision
+
+        check_precision(self.precision)
         if self.loss not in LOSSES:
             raise LoragError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         check_positive(self, ("batch_size", "max_length", "negatives", "r", "alpha"))
@@ -134,10 +137,13 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss, ListNetLoss
     from transformers import PrinterCallback, TrainerCallback
 
+    from lorag_harness.backends import precision
+
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train reranker")
     out = check_out(cfg.out)
+    used = precision.resolve(cfg.precision, "cpu")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     n_pos = sum(p.label for p in pairs)
@@ -169,7 +175,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         args = CrossEncoderTrainingArguments(
             output_dir=tmp, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
             warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
-            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=cfg.bf16,
+            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=used == "bf16",
             dataloader_drop_last=False)
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[Report()])
         trainer.remove_callback(PrinterCallback)  # progress goes to the Rich bar
@@ -198,7 +204,9 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "kind": "cross-encoder", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged encoder, new 1-logit head)",
         "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None},
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
+                  "precision_used": used},
+        "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},

@@ -1,7 +1,6 @@
 """Masked two-stage (Q)LoRA: stage s1 learns the relevant value, stage s2 the reason."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -13,7 +12,7 @@ from pathlib import Path
 import torch
 
 from lorag_harness.backends import lm
-from lorag_harness.backends import prompts
+from lorag_harness.backends import precision, prompts
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Dataset, pairs_hash
 from lorag_harness.data.validation import require_both_labels
@@ -52,7 +51,9 @@ class TrainConfig:
     logits: str = "masked"  # masked | full: which loss implementation (bench only)
     objective: str = "token"  # stage s1: token (cross-entropy over the vocabulary) | binary (over " true"/" false")
     batches: str = "length"  # length (length-sorted) | balanced (half positive) | document (a document's pairs together)
-    autocast: str = "none"  # none | bf16 (bfloat16 autocast around the forward)
+    precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
+    autocast: str | None = None  # former name of precision: none -> fp32, bf16 -> bf16
+    prefix_cache: bool = False  # the prompt prefix all examples share is run once per step, without gradients
     grad_accum: int = 1  # batches per optimiser step
     top_layers: int = 0  # LoRA on the last N decoder layers only (0: all): no backward below them
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
@@ -61,8 +62,12 @@ class TrainConfig:
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
 
     def __post_init__(self):
-        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "autocast": ("none", "bf16"),
-                   "stage": ("s1", "s2")}
+        if self.autocast is not None:
+            if self.autocast not in ("none", "bf16"):
+                raise LoragError(f"autocast must be one of none, bf16, not {self.autocast!r}")
+            self.precision, self.autocast = {"none": "fp32", "bf16": "bf16"}[self.autocast], None
+        precision.check(self.precision)
+        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "stage": ("s1", "s2")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise LoragError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
@@ -73,6 +78,8 @@ class TrainConfig:
                 raise LoragError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
+        if self.prefix_cache and self.logits != "masked":
+            raise LoragError("prefix_cache needs the masked logits")
 
     def resolved_quant(self) -> str:
         if self.quant == "auto":
@@ -151,9 +158,17 @@ def load_lora_state(model, state: dict[str, torch.Tensor]) -> None:
             params[k].copy_(v)
 
 
-def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> dict:
+def cut_prefix(examples: list, p: int) -> list:
+    """The examples without their first ``p`` tokens (the prefix they all share)."""
+    from dataclasses import replace
+
+    return [replace(e, input_ids=e.input_ids[p:], weights=e.weights[p:]) for e in examples]
+
+
+def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log=None, status=None) -> dict:
     """Train one stage and save adapter, tokenizer and manifest.json to ``cfg.out``; returns the manifest.
-    ``progress(step, total, loss, val_auc)`` is called after every optimiser step.
+    ``progress(step, total, loss, val_auc)`` is called after every optimiser step, ``status(text)`` when
+    the run enters a phase (validating, training), ``log(line)`` with the time budget's plan.
 
     Stage 1 holds a validation slice out of the training pairs (whole documents), measures its
     ROC-AUC of P(true) every ``val_every`` steps, keeps the best adapter state, stops after
@@ -171,9 +186,18 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
     fit_pairs, val_pairs = split_by_document(dataset.train_pairs, cfg.val_pairs if cfg.stage == "s1" else 0, cfg.seed)
     examples = build_examples(tok, fit_pairs, dataset, cfg.stage, cfg.loss, cfg.weight, cfg.max_doc_tokens)
     examples = balance(examples, cfg.balance, rng)
+    prefix = None
+    if cfg.prefix_cache:  # the shared prompt prefix (chat template, instruction): run once per step
+        from lorag_harness.graders.prefix_cache import common_prefix
+
+        p = min(common_prefix([e.input_ids for e in examples]), min(e.loss_positions[0] for e in examples))
+        if p > 0:
+            prefix = torch.tensor([examples[0].input_ids[:p]])
+            examples = cut_prefix(examples, p)
     per_step = cfg.batch_size * cfg.grad_accum
     cap = cfg.steps or max(1, math.ceil(cfg.epochs * len(examples) / per_step))
     model = prepare_model(cfg)
+    used = precision.resolve(cfg.precision, model.device.type, option="precision" if cfg.autocast is None else "autocast")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     schedule = Schedule(cap, cfg.warmup)
@@ -190,18 +214,44 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
         plain = masked_loss if cfg.logits == "masked" else full_logits_loss
         loss_fn = lambda m, b: (plain(m, b), None)  # noqa: E731
     make_batches = {"length": length_batches, "balanced": balanced_batches, "document": document_batches}[cfg.batches]
-    autocast = (torch.autocast(model.device.type, dtype=torch.bfloat16) if cfg.autocast == "bf16"
-                else contextlib.nullcontext())
+    autocast = precision.autocast(used, model.device.type)
 
+    def with_prefix(batch):
+        if prefix is not None:
+            batch["prefix_ids"] = prefix
+        return batch
+
+    say = status or (lambda text: None)
     start = time.perf_counter()
     validator = Validator(tok, val_pairs, cfg.max_doc_tokens) if val_pairs else None
     curve, best, best_state, stale, val_seconds = [], None, None, 0, 0.0
+    rate = budget_plan = None
+    steps = cap
+    if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
+        from .budget import PROBE_ROWS, measure_rate, plan
+
+        say("measuring this machine's step rate")
+        rows = sorted(examples, key=lambda e: len(e.input_ids))
+        mid = len(rows) // 2
+        sample = rows[max(0, mid - PROBE_ROWS // 2):][:PROBE_ROWS]
+        probe_batch = with_prefix(collate(sample, tok.pad_token_id))
+        rate = measure_rate(model, loss_fn, probe_batch, autocast)
+        mean_step = cfg.grad_accum * cfg.batch_size * sum(len(e.input_ids) for e in examples) / len(examples)
+        val_tokens = validator.token_count() if validator else 0
+        budget_plan = plan(cfg, cap, rate, mean_step, val_tokens, time.perf_counter() - start, used)
+        steps = schedule.total = max(1, budget_plan["steps"])
+        if log:
+            val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
+            log(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s: ~{budget_plan['step_s']:.1f} s per step{val} "
+                f"measured ({used}) → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
         nonlocal best, best_state, stale, val_seconds
+        say(f"validating {len(val_pairs)} pairs")
         t = time.perf_counter()
         auc = validator(model)
         val_seconds += time.perf_counter() - t
+        say("training")
         curve.append({"step": step, "auc": round(auc, 4), "seconds": round(time.perf_counter() - start, 1)})
         if best is None or auc > best["auc"] + 1e-3:
             best, best_state, stale = {"step": step, "auc": auc, "scores": list(validator.scores)}, lora_state(model), 0
@@ -212,8 +262,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
     val_auc = validate(0) if validator else None
     losses, binary_losses, seen, batches, step_times, stopped = [], [], 0, [], [], None
     step_tokens, planned = [], []  # padded tokens run per step; per batch of the current epoch's plan
-    steps = cap
     step = 0
+    say("training")
     while step < steps:
         t0 = time.perf_counter()
         total = total_binary = 0.0
@@ -222,7 +272,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             if not batches:
                 batches = make_batches(examples, cfg.batch_size, rng)
                 planned = [len(b) * max(len(e.input_ids) for e in b) for b in batches]
-            batch = collate(batches.pop(), tok.pad_token_id)
+            batch = with_prefix(collate(batches.pop(), tok.pad_token_id))
             with autocast:
                 loss, binary = loss_fn(model, batch)
             (loss / cfg.grad_accum).backward()
@@ -248,7 +298,10 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
             val_auc = validate(step)
             if cfg.patience and stale >= cfg.patience and step < steps:
                 stopped = f"validation AUC did not improve for {cfg.patience} validations"
-        if cfg.time_budget and time.perf_counter() - start > cfg.time_budget and step < steps:
+        # the last validation must fit too: stop when the budget cannot hold one more step and it
+        last_val = val_seconds / len(curve) if validator and curve[-1]["step"] != step else 0.0
+        if cfg.time_budget and step < steps and \
+                time.perf_counter() - start + step_times[-1] + last_val > cfg.time_budget:
             stopped = "time budget reached"
         if progress:
             progress(step, steps, losses[-1], val_auc)
@@ -275,8 +328,10 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None) -> 
                   "objective": cfg.objective if cfg.stage == "s1" else "token",
                   "target": {"s1": "relevant value", "s2": "reason value through closing brace and EOS"}[cfg.stage],
                   "mean_loss_tokens": sum(len(e.loss_positions) for e in examples) / len(examples)},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage")}
-        | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap},
+        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage", "autocast")}
+        | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap, "precision_used": used},
+        "machine": precision.machine(used),
+        "budget": None if budget_plan is None else {**budget_plan, **rate},
         "metrics": {"first_loss": losses[0], "final_loss": final_loss,
                     "losses": [round(x, 5) for x in losses], "seconds": round(elapsed, 2),
                     "final_binary_loss": final_binary, "prior_entropy": prior,

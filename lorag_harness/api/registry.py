@@ -44,6 +44,7 @@ class GraderContext:
     max_doc_tokens: int = 160
     quant: str | None = None
     options: dict = field(default_factory=dict)
+    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py); quant "bf16" means bf16 too
 
 
 def _collect(hook, kind: str) -> dict[str, Entry]:

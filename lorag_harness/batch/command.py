@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 from rich.text import Text
 
 from lorag_harness.api import registry
-from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_option_values, quant_value
+from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_option_values, precision_value, quant_value
 from lorag_harness.errors import DataError, LoragError
 from lorag_harness.batch.readers import PairFile, file_format, writable_parent
 from lorag_harness.batch.writers import open_output, read_manifest, remove_outputs, write_manifest
@@ -36,6 +36,7 @@ class GradeConfig:
     batch_size: int = 8
     max_doc_tokens: int = 160
     quant: str | None = None
+    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py)
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_rows: int = 256  # rows graded, stored and written per step
     part_rows: int = 16384  # parquet output: rows per part file
@@ -101,7 +102,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     dataset = load_dataset(cfg.dataset, {}, pm) if cfg.dataset else None
     context = registry.GraderContext(base_model=cfg.base_model, embedder=cfg.embedder, dataset=dataset,
                                      batch_size=cfg.batch_size, max_doc_tokens=cfg.max_doc_tokens, quant=cfg.quant,
-                                     options=dict(cfg.grader_options))
+                                     options=dict(cfg.grader_options), precision=cfg.precision)
     grader = build_grader(cfg.grader, context, pm)
     fp = grader_fingerprint(grader)
     wanted = {"version": 1, "grader": cfg.grader, "fingerprint": fp, "reasons": cfg.reasons,
@@ -165,8 +166,10 @@ def run_grade(cfg: GradeConfig, pm=None, console: Console | None = None) -> Grad
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     start = time.perf_counter()
     try:
-        with Progress(*columns, console=console) as progress:
-            bar = progress.add_task(f"{cfg.grader} · {Path(cfg.input).name}", total=total, completed=done)
+        from lorag_harness.progress import progress as heartbeat_progress
+
+        with heartbeat_progress(*columns, console=console) as progress:
+            bar = progress.add_task(f"{cfg.grader} · {Path(cfg.input).name}", total=total, completed=done, unit="rows")
             if kind == "ray":
                 from lorag_harness.batch.ray_executor import grade_on_ray
 
@@ -224,7 +227,8 @@ def grade(**o):
     cfg = GradeConfig(
         grader=o["grader"], input=o["input_path"], out=o["out"], reasons=o["reasons"], dataset=o["dataset"],
         base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
-        max_doc_tokens=o["max_doc_tokens"], quant=quant_value(o["quant"]), grader_options=grader_option_values(o),
+        max_doc_tokens=o["max_doc_tokens"], quant=quant_value(o["quant"]), precision=precision_value(o),
+        grader_options=grader_option_values(o),
         cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
         part_rows=o["part_rows"], force=o["force"], executor=o["executor"], actors=o["actors"],
         num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"])

@@ -84,6 +84,9 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, envvar="LORAG_DEBUG", help="Show tracebacks [env LORAG_DEBUG=1]")
 def cli(debug):
     """Evaluate RAG relevance graders: LM, LoRA adapters, embeddings."""
+    from lorag_harness.progress import quiet_libraries
+
+    quiet_libraries(debug)  # library progress bars, logging and FutureWarnings only with --debug
 
 
 pm.hook.register_commands(cli=cli)

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import click
 
-PRECISIONS = ["none", "nf4", "bf16"]
+QUANTS = ["none", "nf4", "bf16"]
+
+
+def precision_option(default: str | None = "auto"):
+    return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=default,
+                        show_default=default is not None,
+                        help="bfloat16 matmuls (faster where measured so, slightly less exact) or float32; "
+                             "auto: bf16 where a matmul probe measured it faster on this machine")
 
 
 def apply(f, options):
@@ -56,8 +63,9 @@ def grader_build_options(f):
         click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Rows per generation batch (LM graders score true/false in batches of at least 32)"),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True),
-        click.option("--quant", type=click.Choice(PRECISIONS), default="none", show_default=True,
-                     help="LM graders: nf4 weights, or bf16 matmuls (fast only on CPUs with native bf16)"),
+        click.option("--quant", type=click.Choice(QUANTS), default="none", show_default=True,
+                     help="LM graders: nf4 weights (bf16: same as --precision bf16)"),
+        precision_option(),
         *plugin_grader_options(),
     ])
 
@@ -79,7 +87,12 @@ def _param_name(decorator) -> str:
 
 
 def quant_value(q: str | None) -> str | None:
-    return None if q in (None, "none") else q
+    """--quant as the graders take it: nf4 or None (bf16 is a precision)."""
+    return None if q in (None, "none", "bf16") else q
+
+
+def precision_value(o: dict) -> str:
+    return "bf16" if o.get("quant") == "bf16" else (o.get("precision") or "auto")
 
 
 def given(o: dict, name: str):

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.api import registry
 from lorag_harness.api.grader import grade_checked
@@ -29,6 +29,7 @@ class BenchConfig:
     batch_size: int = 8
     max_doc_tokens: int = 160
     quant: str | None = None
+    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py)
     grader_options: dict = field(default_factory=dict)  # GraderContext.options (e.g. judge_base_url); no secrets
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_size: int = 32  # judgments stored per transaction
@@ -187,7 +188,8 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
 
             check_embedder(config.embedder)
         context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
-                                         config.max_doc_tokens, config.quant, dict(config.grader_options))
+                                         config.max_doc_tokens, config.quant, dict(config.grader_options),
+                                         config.precision)
         graders = build_graders(config, context, pm)
         notes += [f"{spec}: {n}" for spec, g in graders.items() for n in getattr(g, "notes", None) or ()]
         for note in notes:
@@ -202,12 +204,14 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
     timings: dict[str, dict[str, float]] = {}
     failure = where = None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    from lorag_harness.progress import progress as heartbeat_progress
+
+    with heartbeat_progress(*columns, console=console, transient=False) as progress:
         for spec in list(graders):
             grader = graders.pop(spec)  # dropped after its tasks: one model in memory at a time
             timings[spec] = {}
             for task in tasks:
-                bar = progress.add_task(f"{spec} · {task.name}", total=task.size(dataset))
+                bar = progress.add_task(f"{spec} · {task.name}", total=task.size(dataset), unit="pairs")
                 judge = make_judge(grader, cache, config.chunk_size, lambda n, b=bar: progress.advance(b, n))
                 start = time.perf_counter()
                 try:
@@ -223,6 +227,9 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                 break
     comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
     cfg = {k: v for k, v in config.__dict__.items()}
+    from lorag_harness.backends.precision import grading_precision, machine
+
+    cfg["machine"] = machine(grading_precision(config.quant, config.precision))
     result = BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
                          results, comparisons, timings, cfg, notes)
     if failure is None:

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from lorag_harness.cli.options import grader_build_options, grader_option_values, quant_value
+from lorag_harness.cli.options import grader_build_options, grader_option_values, precision_value, quant_value
 from lorag_harness.errors import LoragError
 
 LOOPBACK = "127.0.0.1"
@@ -21,7 +21,8 @@ LOOPBACK = "127.0.0.1"
 def build_app(spec: str, *, model_name: str | None = None, api_key: str | None = None, max_batch: int = 32,
               max_wait_ms: float = 5.0, dataset: str | None = "reuters-r8", dataset_options: dict | None = None,
               base_model: str | None = None, embedder: str | None = None, batch_size: int = 8,
-              max_doc_tokens: int = 160, quant: str | None = None, options: dict | None = None, warm_up: bool = True):
+              max_doc_tokens: int = 160, quant: str | None = None, options: dict | None = None, warm_up: bool = True,
+              precision: str = "auto"):
     """Build the grader ``spec`` (``dataset`` gives calibrating graders their training pairs) and its app."""
     try:
         from lorag_harness.serving.app import create_app
@@ -33,7 +34,8 @@ def build_app(spec: str, *, model_name: str | None = None, api_key: str | None =
     from lorag_harness.evaluation.runner import build_grader, load_dataset
 
     data = load_dataset(dataset, dataset_options or {}) if dataset else None
-    context = registry.GraderContext(base_model, embedder, data, batch_size, max_doc_tokens, quant, dict(options or {}))
+    context = registry.GraderContext(base_model, embedder, data, batch_size, max_doc_tokens, quant, dict(options or {}),
+                                     precision)
     grader = build_grader(spec, context)
     if warm_up:  # load the model now: a broken model fails here, not on the first request
         grader.grade([Pair("warm up", "warm up", False)], reasons=False, advance=None)
@@ -96,7 +98,7 @@ def check_port(host: str, port: int) -> None:
 @click.option("--train-pairs", type=click.IntRange(2), default=400, show_default=True)
 @grader_build_options
 def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms, dataset, train_pairs, base_model,
-                  embedder, batch_size, max_doc_tokens, quant, **plugin_options):
+                  embedder, batch_size, max_doc_tokens, quant, precision, **plugin_options):
     """Serve a grader over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/rerank."""
     if api_key is not None and not api_key.strip():
         raise LoragError("--api-key is empty")
@@ -106,7 +108,8 @@ def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms,
     app = build_app(spec, model_name=model_name, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
                     dataset=dataset, dataset_options={"n_train": train_pairs}, base_model=base_model,
                     embedder=embedder, batch_size=batch_size, max_doc_tokens=max_doc_tokens,
-                    quant=quant_value(quant), options=grader_option_values(plugin_options))
+                    quant=quant_value(quant), options=grader_option_values(plugin_options),
+                    precision=precision_value({"quant": quant, "precision": precision}))
     import uvicorn
 
     click.echo(f"serving {model_name or spec} on http://{host}:{port}/v1" + (" (bearer token required)" if api_key else ""),

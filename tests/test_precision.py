@@ -1,0 +1,249 @@
+"""Precision chosen by measurement (lorag_harness/backends/precision.py), time budgets the first step cannot
+eat (trainers/budget.py), the demo stopping at a weak S1, plain progress lines off a terminal."""
+import io
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from lorag_harness.backends import precision
+from lorag_harness.cli.app import cli
+from lorag_harness.errors import LoragError
+from lorag_harness.api.registry import GraderContext
+
+
+@pytest.fixture
+def probe_says(monkeypatch):
+    """Force the probe's answer (as LORAG_PRECISION_PROBE does on a CPU without native bf16)."""
+    def force(answer):
+        monkeypatch.setenv(precision.PROBE_ENV, answer)
+    return force
+
+
+def test_probe_is_cached_per_machine(tmp_path, monkeypatch):
+    monkeypatch.delenv(precision.PROBE_ENV, raising=False)
+    monkeypatch.setenv("LORAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precision, "_probed", {})
+    calls = []
+
+    def fake_measure(*a, **k):
+        calls.append(1)
+        return {"fp32_s": 0.001, "bf16_s": 0.02, "ratio": 20.0, "faster": "fp32"}
+
+    monkeypatch.setattr(precision, "measure", fake_measure)
+    assert precision.resolve("auto", "cpu") == "fp32"
+    monkeypatch.setattr(precision, "_probed", {})  # a new process: read from the cache file
+    assert precision.resolve("auto", "cpu") == "fp32" and len(calls) == 1
+    stored = json.loads((tmp_path / precision.PROBE_FILE).read_text())
+    assert stored[precision.machine_key()]["capability"] == precision.cpu_capability()
+    monkeypatch.setattr(precision, "cpu_capability", lambda: "SOMETHING-ELSE")  # another machine kind: probed again
+    monkeypatch.setattr(precision, "_probed", {})
+    precision.resolve("auto", "cpu")
+    assert len(calls) == 2
+
+
+def test_real_probe_is_quick_and_answers(tmp_path, monkeypatch):
+    result = precision.measure()
+    assert result["faster"] in ("fp32", "bf16") and result["fp32_s"] > 0 and result["bf16_s"] > 0
+    assert result["fp32_s"] < 1.0  # one small linear layer
+
+
+def test_explicit_bf16_where_slow_runs_with_one_warning_line(monkeypatch, capsys):
+    monkeypatch.setattr(precision, "probe", lambda refresh=False: {"faster": "fp32", "ratio": 12.5})
+    monkeypatch.setattr(precision, "_warned", set())
+    assert precision.resolve("bf16", "cpu") == "bf16"
+    assert precision.resolve("bf16", "cpu") == "bf16"
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "12.5× slower" in lines[0] and "--precision" in lines[0]
+    with pytest.raises(LoragError, match="--precision"):
+        precision.resolve("fp16", "cpu")
+
+
+def test_machine_is_recorded():
+    info = precision.machine("fp32")
+    assert info["precision"] == "fp32" and info["cores"] >= 1 and info["cpu"] and info["cpu_capability"]
+    assert info["cpu_capability"] in precision.describe(info)
+
+
+# --- auto picks fp32 in every trainer and grader when bf16 is not faster ------------------------
+
+def _trained_precisions(tiny_model_dir, tiny_bert, r8_small, tmp_path):
+    from lorag_harness.trainers.cls_train import ClsConfig, train_cls
+    from lorag_harness.trainers.profiles import PROFILES
+    from lorag_harness.trainers.rerank_train import RerankConfig, train_reranker
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    quick = PROFILES["quick"]
+    tiny = dict(base_model=tiny_model_dir, steps=1, batch_size=4, max_doc_tokens=16, r=4, alpha=8, quant="none")
+    s1 = {k: v for k, v in quick["s1"].items() if k not in ("time_budget", "val_pairs")}
+    m1 = train(TrainConfig(stage="s1", out=str(tmp_path / "s1"), **{**s1, **tiny, "val_pairs": 0}), r8_small)
+    s2 = {k: v for k, v in quick["s2"].items() if k != "steps"}
+    m2 = train(TrainConfig(stage="s2", out=str(tmp_path / "s2"), init_adapter=str(tmp_path / "s1"), **{**s2, **tiny}),
+               r8_small)
+    rr = train_reranker(RerankConfig(out=str(tmp_path / "rr"), base_model=tiny_bert, steps=1, batch_size=4,
+                                     calibration_pairs=8, **{k: v for k, v in quick["reranker"].items()
+                                                             if k not in ("epochs", "batch_size")}), r8_small)
+    cls = train_cls(ClsConfig(out=str(tmp_path / "cls"), base_model=tiny_model_dir, steps=1, batch_size=4,
+                              calibration_pairs=8, **{k: v for k, v in quick["cls"].items()
+                                                      if k not in ("epochs", "batch_size", "max_doc_tokens")}),
+                    r8_small)
+    return {"s1": m1["hyperparameters"]["precision_used"], "s2": m2["hyperparameters"]["precision_used"],
+            "reranker": rr["hyper"]["precision_used"], "cls": cls["hyper"]["precision_used"],
+            "machine": m1["machine"]["precision"]}, (tmp_path / "rr", tmp_path / "cls")
+
+
+def _grader_precisions(tiny_model_dir, rr, cls, context):
+    from lorag_harness.evaluation.runner import build_grader
+
+    base = build_grader("base", context)
+    ce = build_grader(f"cross-encoder:{rr}", context)
+    head = build_grader(f"cls:{cls}", context)
+    return {"base": base.precision, "cross-encoder": "bf16" if ce.bf16 else "fp32",
+            "cls": "bf16" if head.bf16 else "fp32"}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    from test_cross_encoder import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.mark.parametrize("faster", ["fp32", "bf16"])
+def test_auto_follows_the_probe_in_every_trainer_and_grader(faster, probe_says, tiny_model_dir, tiny_bert, r8_small,
+                                                            tmp_path):
+    probe_says(faster)  # fp32: a CPU without native bf16 (AVX2); bf16: one where it measured faster
+    trained, (rr, cls) = _trained_precisions(tiny_model_dir, tiny_bert, r8_small, tmp_path)
+    assert trained == {"s1": faster, "s2": faster, "reranker": faster, "cls": faster, "machine": faster}
+    context = GraderContext(base_model=tiny_model_dir, max_doc_tokens=16)
+    assert _grader_precisions(tiny_model_dir, rr, cls, context) == {"base": faster, "cross-encoder": faster,
+                                                                    "cls": faster}
+    # an explicit choice wins over the probe; --quant bf16 is the former spelling of --precision bf16
+    other = {"fp32": "bf16", "bf16": "fp32"}[faster]
+    assert set(_grader_precisions(tiny_model_dir, rr, cls, GraderContext(base_model=tiny_model_dir,
+                                                                         precision=other)).values()) == {other}
+    assert set(_grader_precisions(tiny_model_dir, rr, cls, GraderContext(base_model=tiny_model_dir,
+                                                                         quant="bf16")).values()) == {"bf16"}
+
+
+def test_cli_precision_options(tmp_path):
+    from lorag_harness.cli.bench import bench_options, config_from
+
+    for args, want in (([], "auto"), (["--precision", "fp32"], "fp32"), (["--quant", "bf16"], "bf16")):
+        seen = {}
+
+        @cli.command("capture-bench", hidden=True)
+        @bench_options
+        def capture(**o):
+            seen["config"] = config_from(o)
+
+        result = CliRunner().invoke(cli, ["capture-bench", *args])
+        cli.commands.pop("capture-bench")
+        assert result.exit_code == 0, result.output
+        assert seen["config"].precision == want and seen["config"].quant is None
+    result = CliRunner().invoke(cli, ["train", "s1", "--out", str(tmp_path / "x"), "--precision", "fp16"])
+    assert result.exit_code == 2 and "--precision" in result.output
+
+
+# --- the time budget ---------------------------------------------------------------------------
+
+def _slow_steps(monkeypatch, seconds):
+    """Every forward of the stage-1 loss takes ``seconds`` more: a machine slower than the budget."""
+    from lorag_harness.trainers import train as train_module
+
+    real = train_module.value_ce
+
+    def slow(*a, **k):
+        time.sleep(seconds)
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_module, "value_ce", slow)
+
+
+def test_a_first_step_slower_than_the_budget_is_refused_before_training(tiny_model_dir, r8_small, tmp_path,
+                                                                       monkeypatch):
+    from lorag_harness.trainers.budget import BudgetTooSmall
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    _slow_steps(monkeypatch, 0.6)
+    cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
+                      max_doc_tokens=16, r=4, alpha=8, val_pairs=16, val_every=4, epochs=2, time_budget=1.0)
+    start = time.perf_counter()
+    with pytest.raises(BudgetTooSmall) as refused:
+        train(cfg, r8_small)
+    assert time.perf_counter() - start < 60  # measured (3 probe runs), then refused: not a whole run
+    message = str(refused.value)
+    assert "s per step" in message and "holds 0 steps" in message and "a useful run needs 8" in message
+    assert "--time-budget" in message and "--batch-size" in message
+    assert not (tmp_path / "s1" / "adapter_model.safetensors").exists()
+    # on the command line: one line, exit 2, no "steps chosen"
+    args = ["train", "s1", "--base-model", tiny_model_dir, "--out", str(tmp_path / "cli"), "--quant", "none",
+            "--batch-size", "4", "--max-doc-tokens", "16", "--r", "4", "--alpha", "8", "--val-pairs", "16",
+            "--val-every", "4", "--train-pairs", "40", "--time-budget", "1s"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "s per step" in result.output and "steps chosen" not in result.output
+    assert not (tmp_path / "cli" / "adapter_model.safetensors").exists()
+
+
+def test_the_plan_fits_the_budget_with_its_validations(tiny_model_dir, r8_small, tmp_path, monkeypatch):
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    _slow_steps(monkeypatch, 0.25)  # the sleep, not the (loaded) machine, sets the pace
+    cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
+                      max_doc_tokens=16, r=4, alpha=8, val_pairs=16, val_every=4, epochs=20, time_budget=30.0,
+                      patience=0)
+    lines = []
+    m = train(cfg, r8_small, log=lines.append)
+    planned, run = m["hyperparameters"]["steps"], m["metrics"]["steps_run"]
+    assert 8 <= planned < m["hyperparameters"]["steps_cap"]  # the budget, not the epochs, set it
+    assert f"{planned} steps planned" in lines[0] and "s per step" in lines[0]
+    assert run >= min(planned, 8) and m["metrics"]["seconds"] < 30.0 * 1.2
+    steps_validated = [c["step"] for c in m["validation"]["curve"]]
+    assert steps_validated[0] == 0 and 4 in steps_validated and steps_validated[-1] == run
+    assert m["budget"]["step_s"] > 0.25 and m["machine"]["precision"] == "fp32"
+
+
+# --- the demo stops at a weak S1 ------------------------------------------------------------------
+
+def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
+    from lorag_harness.trainers import profiles
+
+    tiny = {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "r": 4, "alpha": 8}
+    monkeypatch.setitem(profiles.PROFILES, "quick", {
+        "s1": {**tiny, "val_pairs": 8, "val_every": 1, "lr": 1e-6}, "s2": tiny,
+        "reranker": {"steps": 2, "batch_size": 4, "calibration_pairs": 8},
+        "cls": {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8}})
+    monkeypatch.setenv("LORAG_HEARTBEAT_SECONDS", "0.2")
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out-dir", str(out), "--base-model", tiny_model_dir,
+                                      "--train-pairs", "24", "--eval-pairs", "8", "--time-budget", "10m"])
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert "demo stopped after S1" in text and "weak adapter" in text and "steps/s" in text and "Fix:" in text
+    assert json.loads((out / "adapters" / "s1" / "manifest.json").read_text())["weak"] is True
+    assert not (out / "adapters" / "s2").exists() and not (out / "models" / "reranker").exists()
+    assert "train s2" not in text and not (out / "report.json").exists()
+    assert "train s1:" in result.output  # the plain progress line off a terminal
+    assert "Loading weights" not in result.output
+
+
+# --- progress off a terminal ---------------------------------------------------------------------
+
+def test_plain_progress_lines_off_a_terminal(monkeypatch):
+    from rich.console import Console
+
+    from lorag_harness.progress import progress
+
+    monkeypatch.setenv("LORAG_HEARTBEAT_SECONDS", "0.1")
+    buffer = io.StringIO()
+    with progress(console=Console(file=buffer, force_terminal=False)) as p:
+        bar = p.add_task("train s1", total=40, unit="step", phase="validating")
+        for step in range(1, 4):
+            time.sleep(0.15)
+            p.update(bar, completed=step)
+        time.sleep(0.15)
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("train s1: step 0/40 (validating)")
+    assert len(lines) >= 3 and any("step 3/40" in line and "ETA" in line and "steps/s" in line for line in lines)

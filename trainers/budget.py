@@ -1,0 +1,80 @@
+"""A time budget the first step cannot eat: before training, one forward+backward of a few rows
+and one forward (no update) measure this machine's rate; the step count is planned from it, and a
+budget that cannot hold a useful run is refused with the measured rate and the fix."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from lorag_harness.backends import precision
+from lorag_harness.errors import LoragError
+
+MIN_VALIDATIONS = 2  # a useful stage-1 run reaches at least this many validations
+MIN_STEPS = 20  # ... and, without validation, this many steps (never more than the epochs allow)
+PROBE_ROWS = 4
+
+
+class BudgetTooSmall(LoragError):
+    """The time budget cannot hold a useful run at this machine's measured rate (before training)."""
+
+    def __init__(self, message: str, rate: dict):
+        super().__init__(message)
+        self.rate = rate
+
+
+def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
+    """Seconds per padded token of a training step (forward + backward) and of a forward alone, on
+    ``batch``; the gradients are dropped, the weights do not change. The first run is a warm-up."""
+    tokens = batch["input_ids"].numel()
+
+    def step():
+        with autocast:
+            loss, _ = loss_fn(model, batch)
+        loss.backward()
+
+    def forward():
+        with torch.no_grad(), autocast:
+            loss_fn(model, batch)
+
+    times = []
+    for fn in (step, step, forward):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[2] / tokens,
+            "probe_seconds": round(sum(times), 2)}
+
+
+def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed: float, used: str) -> dict:
+    """Steps that fit ``cfg.time_budget`` at the measured rate; raises BudgetTooSmall when fewer than a
+    useful run (MIN_VALIDATIONS validation intervals, or MIN_STEPS without validation; never more than
+    ``cap``) fit."""
+    step_s = rate["train_s_per_token"] * step_tokens
+    val_s = rate["forward_s_per_token"] * val_tokens
+    per_step = step_s + (val_s / cfg.val_every if val_tokens else 0.0)
+    left = cfg.time_budget - elapsed - 2 * val_s  # the base model's validation and the last one
+    fit = max(0, int(left / per_step))
+    useful = min(cap, MIN_VALIDATIONS * cfg.val_every if val_tokens else MIN_STEPS)
+    out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful}
+    if fit >= useful:
+        return out
+    need = elapsed + 2 * val_s + useful * per_step
+    fixes = []
+    if used == "bf16":
+        probe = precision.probe()
+        if probe.get("faster") == "fp32":
+            ratio = probe.get("ratio")
+            fixes.append("--precision fp32" + (f" (bf16 measured {ratio:.0f}x slower than fp32 here)" if ratio else ""))
+    fixes += [f"a bigger --time-budget (at least {math.ceil(need / 60)}m here)",
+              f"a smaller --batch-size (now {cfg.batch_size})"]
+    if val_tokens:
+        fixes.append(f"fewer --val-pairs (now {cfg.val_pairs})")
+    fixes.append("or --steps N to run a fixed count without a budget")
+    val = f", {val_s:.1f} s per validation" if val_tokens else ""
+    raise BudgetTooSmall(
+        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget holds {fit} steps at this machine's measured "
+        f"{step_s:.1f} s per step (batch {cfg.batch_size}, {used}{val}); a useful run needs {useful}. "
+        f"Fix: {'; '.join(fixes)}", out)
