@@ -127,6 +127,8 @@ def bench_options(f):
                      help="LM graders: nf4 weights, or bf16 matmuls (about 2x faster on AVX512-BF16 CPUs, less exact)"),
         click.option("--cache", "cache_path", default=None, help="Judgment cache file (default: in the cache folder)"),
         click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
+        click.option("--allow-worse-than-random", is_flag=True,
+                     help="rerank: exit 0 even when a grader ranks significantly below a random order (still reported)"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
         *judge_options,
@@ -187,7 +189,11 @@ def run_and_report(config, out: str | None, fmt: str | None, dataset=None):
 @bench_options
 def bench(**o):
     """Run graders × tasks on a dataset and print a comparison table."""
-    run_and_report(config_from(o), o["out"], o["fmt"])
+    result = run_and_report(config_from(o), o["out"], o["fmt"])
+    if result.alerts and not o["allow_worse_than_random"]:
+        err.print(Text("error: ", style="bold red") + Text(f"{len(result.alerts)} result(s) worse than a random order "
+                                                           "(above); exit 3 (--allow-worse-than-random: exit 0)"), soft_wrap=True)
+        sys.exit(3)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from . import registry
 from .api import grade_checked
@@ -48,6 +49,9 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)  # what was skipped or not measured, and why
     # set when a failure stopped the run: {"error", "grader", "task", "missing": ["grader · task", ...]}
     partial: dict | None = None
+    # results that must not pass silently (a grader ranking worse than random): shown first in reports,
+    # `lorag bench` exits 3 on them unless --allow-worse-than-random
+    alerts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {
@@ -60,6 +64,8 @@ class BenchResult:
             d["notes"] = self.notes
         if self.partial:
             d["partial"] = self.partial
+        if self.alerts:
+            d["alerts"] = self.alerts
         return d
 
     @classmethod
@@ -67,7 +73,7 @@ class BenchResult:
         results = {t: {g: TaskResult.from_dict(r) for g, r in rs.items()} for t, rs in d["results"].items()}
         return cls(d["dataset"], d["dataset_fingerprint"], d["graders"], d["tasks"], results,
                    d.get("comparisons", {}), d.get("timings", {}), d.get("config", {}), d.get("notes", []),
-                   d.get("partial"))
+                   d.get("partial"), d.get("alerts", []))
 
 
 class IncompleteRun(Exception):
@@ -200,6 +206,7 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
 def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, console, notes) -> BenchResult:
     results: dict[str, dict[str, TaskResult]] = {t.name: {} for t in tasks}
     timings: dict[str, dict[str, float]] = {}
+    alerts: list[str] = []
     failure = where = None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -217,6 +224,10 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                     break
                 timings[spec][task.name] = round(time.perf_counter() - start, 3)
                 progress.update(bar, completed=progress.tasks[bar].total)
+                check = getattr(task, "alerts", None)  # optional: results that must not pass silently
+                for alert in (check(spec, results[task.name][spec]) if callable(check) else ()):
+                    progress.console.print(Text(alert, style="bold red"), soft_wrap=True)
+                    alerts.append(alert)
             del grader
             gc.collect()
             if failure is not None:
@@ -224,7 +235,7 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
     comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
     cfg = {k: v for k, v in config.__dict__.items()}
     result = BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
-                         results, comparisons, timings, cfg, notes)
+                         results, comparisons, timings, cfg, notes, alerts=alerts)
     if failure is None:
         return result
     result.partial = partial_record(failure, *where, [f"{g} · {t.name}" for g in config.graders for t in tasks

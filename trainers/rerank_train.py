@@ -120,9 +120,13 @@ def calibration(labels: list[bool], scores) -> dict:
     """Youden threshold on training-pair scores, with the AUC and balanced accuracy there."""
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+    from lorag_harness.calibration import auc_interval
+
     scores = np.asarray(scores, dtype=float)
     cut = youden_threshold(labels, scores)
+    _, low, high = auc_interval(labels, scores)
     return {"pairs": len(labels), "threshold": cut, "auc": float(roc_auc_score(labels, scores)),
+            "auc_low": round(low, 4), "auc_high": round(high, 4),
             "balanced_accuracy": float(balanced_accuracy_score(labels, scores >= cut)),
             "positive_rate": float(np.mean(labels))}
 
