@@ -42,7 +42,8 @@ class EmbeddingGrader(Grader):
                                 "for the raw cosine")
             self.calibration = self._calibrate(list(train_pairs))
             calibration.check_direction(
-                self.calibration, pairs_name or dataset or "the given pairs", f"the embedding grader's cosine ({name})",
+                self.calibration, pairs_name or dataset or "the given pairs",
+                "the embedding grader's cosine" if name == "embedding" else f"{name}'s cosine",
                 "Their negatives are probably relevant documents nobody judged: use judged negatives (qrels grade 0) "
                 "or negatives from deeper first-stage ranks, or check that the labels are not swapped.")
             self.coef, self.intercept = self.calibration["coef"], self.calibration["intercept"]
