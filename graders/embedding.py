@@ -64,7 +64,8 @@ class EmbeddingGrader(Grader):
         """Logistic fit of the label on the cosine, with the cosine's AUC on the pairs; reused when stored."""
         key = self.calibration_key(pairs)
         stored = calibration.load(key)
-        if stored is not None and all(isinstance(stored.get(k), (int, float)) for k in ("coef", "intercept", "auc")):
+        fields = ("coef", "intercept", "slope", "auc", "auc_low", "auc_high")
+        if stored is not None and all(isinstance(stored.get(k), (int, float)) for k in fields):
             return stored | {"cached": True}
         from sklearn.linear_model import LogisticRegression
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from functools import lru_cache
 
@@ -41,6 +42,7 @@ def load_embedder(name: str | None = None):
 
 # embedder fingerprint -> text hash -> vector, least recently used first
 _VECTORS: dict[str, OrderedDict] = {}
+_LOCK = threading.Lock()
 
 
 def max_vectors() -> int:
@@ -70,16 +72,18 @@ def embed(texts: list[str], name: str | None = None, batch_size: int = 64) -> np
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     model = load_embedder(name)
-    store = _VECTORS.setdefault(embedder_fingerprint(name), OrderedDict())
     keys = [_text_key(t) for t in texts]
-    todo = {k: t for k, t in zip(keys, texts) if k not in store}
+    with _LOCK:  # graders may be called from several threads (serve, ray)
+        store = _VECTORS.setdefault(embedder_fingerprint(name), OrderedDict())
+        have = {k: store[k] for k in keys if k in store}
+    todo = {k: t for k, t in zip(keys, texts) if k not in have}
     if todo:
         vecs = model.encode(list(todo.values()), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        for k, v in zip(todo, np.asarray(vecs, dtype=np.float32)):
+        have.update(zip(todo, np.asarray(vecs, dtype=np.float32)))
+    with _LOCK:
+        for k, v in have.items():
             store[k] = v
-    for k in dict.fromkeys(keys):
-        store.move_to_end(k)
-    out = np.stack([store[k] for k in keys])
-    while len(store) > max_vectors():
-        store.popitem(last=False)
-    return out
+            store.move_to_end(k)
+        while len(store) > max_vectors():
+            store.popitem(last=False)
+    return np.stack([have[k] for k in keys])

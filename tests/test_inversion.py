@@ -146,3 +146,21 @@ def test_a_grader_ranking_below_a_random_order_is_reported_and_exits_3(tmp_path,
     fine = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "overlap", "-t", "rerank", "-d", f"beir:{root}",
                                     "--rerank-k", "20"])
     assert fine.exit_code == 0 and "WORSE THAN RANDOM" not in fine.output
+
+
+def test_a_trained_model_that_ranks_its_calibration_pairs_upside_down_is_refused(tmp_path):
+    from test_cross_encoder import make_tiny_bert
+
+    folder = make_tiny_bert(tmp_path / "rr")
+    (tmp_path / "rr" / "manifest.json").write_text(json.dumps({"calibration": {
+        "on": "training", "pairs": 200, "threshold": 0.4, "auc": 0.31, "auc_low": 0.24, "auc_high": 0.38}}))
+    result = CliRunner().invoke(cli, ["bench", "-g", f"cross-encoder:{folder}", "-t", "s1-relevance", "--eval-pairs", "8",
+                                      "--train-pairs", "8", "--no-cache"])
+    assert result.exit_code == 2, result.output
+    assert (f"error: {folder}: the model ranks its training calibration pairs upside down (AUC 0.31, 95% CI 0.24–0.38 "
+            "on 200 pairs)") in result.output
+    (tmp_path / "rr" / "manifest.json").write_text(json.dumps({"calibration": {
+        "on": "training", "pairs": 200, "threshold": 0.4, "auc": 0.45, "auc_low": 0.37, "auc_high": 0.53}}))
+    from lorag_harness.graders.cross_encoder import CrossEncoderGrader
+
+    assert CrossEncoderGrader(folder).threshold == 0.4  # not significantly inverted: graded (and reported as it is)

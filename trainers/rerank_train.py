@@ -150,6 +150,10 @@ def print_summary(what: str, manifest: dict) -> None:
     if c:
         err.print(f"{what}: threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
                   f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
+        if c.get("auc_high") is not None and c["auc_high"] < 0.5:
+            err.print(f"[bold red]WARNING: {manifest['out']} ranks its training pairs upside down (AUC {c['auc']:.2f}, "
+                      f"95% CI {c['auc_low']:.2f}–{c['auc_high']:.2f}); graders will refuse it: check the pairs' "
+                      "labels and negatives, then retrain[/]")
 
 
 def train_group(cli) -> click.Group:
