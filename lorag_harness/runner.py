@@ -100,6 +100,9 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
         keys = [p.content_hash() for p in pairs]
         found = cache.get_many(fp, list(dict.fromkeys(keys)), reasons)
         todo = list({k: p for k, p in zip(keys, pairs) if k not in found}.items())
+        order = getattr(grader, "grading_order", None)  # optional sort key: e.g. chunks of similar lengths pad less
+        if callable(order):
+            todo.sort(key=lambda item: order(item[1]))
         if advance:
             advance(len(pairs) - sum(1 for k in keys if k not in found))
         for i in range(0, len(todo), chunk_size):
