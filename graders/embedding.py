@@ -25,6 +25,7 @@ class EmbeddingGrader(Grader):
     topics are the nearest topic names, the summary the document's lead."""
 
     C = 100.0  # the logistic fit's inverse regularisation
+    grading_chunk = 256  # pairs per grade() call from the runner: the encoder batches them (sorted by length)
 
     def __init__(self, name: str = "embedding", model: str | None = None, train_pairs=(), topics=None,
                  calibrate: bool = True, dataset: str | None = None, pairs_name: str | None = None):

@@ -103,10 +103,11 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
         order = getattr(grader, "grading_order", None)  # optional sort key: e.g. chunks of similar lengths pad less
         if callable(order):
             todo.sort(key=lambda item: order(item[1]))
+        size = max(chunk_size, getattr(grader, "grading_chunk", 0) or 0)  # a grader may batch more pairs per call
         if advance:
             advance(len(pairs) - sum(1 for k in keys if k not in found))
-        for i in range(0, len(todo), chunk_size):
-            chunk = todo[i : i + chunk_size]
+        for i in range(0, len(todo), size):
+            chunk = todo[i : i + size]
             made = grade_checked(grader, [p for _, p in chunk], reasons=reasons, advance=advance)
             # a grader may hold back transient failures (a request that failed) so a rerun retries them
             keep = getattr(grader, "cacheable", None) or (lambda j: True)
