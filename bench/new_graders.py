@@ -96,7 +96,10 @@ def main():
         graders["lm (b)"] = lm
         graders["lm (b) bf16"] = lm.variant(quant="bf16")
 
+    from lorag_harness.backends.embedder import clear_vectors
+
     def run(name):
+        clear_vectors()  # the embedder keeps vectors per process: every round encodes from scratch, as a new run does
         start = time.perf_counter()
         out = graders[name].grade(pairs)
         return time.perf_counter() - start, out

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def coerce(v: str):
@@ -73,7 +72,7 @@ def main(argv=None):
     print(json.dumps({k: row[k] for k in ("name", "train_s", "steps_run", "steps_per_s", "stopped")}),
           "best AUC", v.get("best_auc"), "curve", [(c["step"], c["auc"], c["seconds"]) for c in v.get("curve", [])])
     if args.record:
-        from results_file import update
+        from bench.results_file import update
 
         update("s1_cpu", change=lambda mine: mine.__setitem__(args.name, row))
 

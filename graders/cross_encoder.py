@@ -34,7 +34,11 @@ def read_manifest(folder: Path, spec: str) -> dict:
 
 
 def manifest_threshold(manifest: dict, where: str) -> tuple[float, list[str]]:
-    """The calibrated threshold of a manifest, or 0.5 with a note saying it is not calibrated."""
+    """The calibrated threshold of a manifest, or 0.5 with a note saying it is not calibrated; a model whose
+    calibration ranks its calibration pairs upside down is refused (``calibration.check_manifest``)."""
+    from lorag_harness.evaluation.calibration import check_manifest
+
+    check_manifest(manifest, where)
     cut = (manifest.get("calibration") or {}).get("threshold")
     if cut is None:
         return 0.5, [f"{where}: no calibrated threshold (no manifest.json from lorag train); deciding at P >= 0.5"]

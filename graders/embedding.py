@@ -1,15 +1,20 @@
-"""Embedding-similarity grader: cosine of query and document, threshold calibrated on train pairs."""
+"""Embedding-similarity grader: cosine of query and document, threshold calibrated on train pairs.
+
+Texts are embedded through ``lorag_harness.backends.embedder.embed``, which encodes each distinct text once per
+process (shared with the dense first stage); the logistic fit is stored under the cache folder per
+(embedder, training pairs), so a second run does not encode the training pairs again."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
+from lorag_harness.evaluation import calibration
 from lorag_harness.data.validation import require_both_labels
 from lorag_harness.data.pairs import lead
-from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, embed
-from lorag_harness.api.grader import Grader
-from lorag_harness.api.types import Judgment, Pair
+from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, embed, embedder_fingerprint
+from lorag_harness.api import Grader
+from lorag_harness.api.types import Judgment, Pair, pairs_hash
 
 from lorag_harness.api.fingerprints import fingerprint, model_files
 
@@ -18,18 +23,30 @@ class EmbeddingGrader(Grader):
     """P(relevant) by logistic calibration of the cosine on the training pairs;
     topics are the nearest topic names, the summary the document's lead."""
 
+    C = 100.0  # the logistic fit's inverse regularisation
+    grading_chunk = 256  # pairs per grade() call from the runner: the encoder batches them (sorted by length)
+
     def __init__(self, name: str = "embedding", model: str | None = None, train_pairs=(), topics=None,
-                 calibrate: bool = True, dataset: str | None = None):
+                 calibrate: bool = True, dataset: str | None = None, pairs_name: str | None = None):
         """``train_pairs`` need both labels; ``calibrate=False`` (asked for explicitly) skips the fit:
-        P(relevant) = sigmoid(cosine), relevant above cosine 0."""
+        P(relevant) = sigmoid(cosine), relevant above cosine 0. Training pairs on which the cosine ranks
+        negatives above positives raise :class:`~lorag_harness.evaluation.calibration.InvertedPairs` (``pairs_name``
+        names them in the message, default ``dataset``)."""
         self.name, self.model_name = name, model
         self.topics = dict(topics or {})
+        self.calibration: dict | None = None  # the fit and its direction check; "cached": reused from an earlier run
         if calibrate:
             require_both_labels(train_pairs, dataset, "the embedding grader (it calibrates its threshold)",
                                 "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, or "
                                 "one pairs file that lorag splits), or in Python EmbeddingGrader(calibrate=False) "
                                 "for the raw cosine")
-            self.coef, self.intercept = self._calibrate(list(train_pairs))
+            self.calibration = self._calibrate(list(train_pairs))
+            calibration.check_direction(
+                self.calibration, pairs_name or dataset or "the given pairs",
+                "the embedding grader's cosine" if name == "embedding" else f"{name}'s cosine",
+                "Their negatives are probably relevant documents nobody judged: use judged negatives (qrels grade 0) "
+                "or negatives from deeper first-stage ranks, or check that the labels are not swapped.")
+            self.coef, self.intercept = self.calibration["coef"], self.calibration["intercept"]
         else:
             self.coef, self.intercept = 1.0, 0.0
 
@@ -38,13 +55,27 @@ class EmbeddingGrader(Grader):
         d = embed([p.document for p in pairs], self.model_name)
         return np.sum(q * d, axis=1)
 
-    def _calibrate(self, pairs: list[Pair]) -> tuple[float, float]:
+    def calibration_key(self, pairs: list[Pair]) -> str:
+        """The stored fit's key: the embedder's fingerprint, the fit's settings, the pairs' texts and labels."""
+        return fingerprint(kind="embedding-calibration", embedder=embedder_fingerprint(self.model_name), C=self.C,
+                           version=1, pairs=pairs_hash(pairs), n=len(pairs))
+
+    def _calibrate(self, pairs: list[Pair]) -> dict:
+        """Logistic fit of the label on the cosine, with the cosine's AUC on the pairs; reused when stored."""
+        key = self.calibration_key(pairs)
+        stored = calibration.load(key)
+        fields = ("coef", "intercept", "slope", "auc", "auc_low", "auc_high")
+        if stored is not None and all(isinstance(stored.get(k), (int, float)) for k in fields):
+            return stored | {"cached": True}
         from sklearn.linear_model import LogisticRegression
 
         x = self._cosines(pairs).reshape(-1, 1)
         y = np.array([p.label for p in pairs], dtype=int)
-        clf = LogisticRegression(C=100.0).fit(x, y)
-        return float(clf.coef_[0, 0]), float(clf.intercept_[0])
+        clf = LogisticRegression(C=self.C).fit(x, y)
+        fit = {"coef": float(clf.coef_[0, 0]), "intercept": float(clf.intercept_[0]), "slope": float(clf.coef_[0, 0]),
+               **calibration.direction(y, x[:, 0])}
+        calibration.save(key, fit)
+        return fit | {"cached": False}
 
     @property
     def threshold(self) -> float:
@@ -55,6 +86,12 @@ class EmbeddingGrader(Grader):
         return fingerprint(kind="embedding", model=self.model_name or DEFAULT_EMBEDDER,
                            **model_files(self.model_name, DEFAULT_EMBEDDER),
                            coef=round(self.coef, 6), intercept=round(self.intercept, 6), topics=self.topics)
+
+    @staticmethod
+    def grading_order(pair: Pair) -> int:
+        """The runner grades uncached pairs in this order: documents of similar length share a chunk, so
+        the encoder pads little (one ``grade`` call over all pairs gets the same from sentence-transformers)."""
+        return len(pair.document)
 
     def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
         cos = self._cosines(pairs)
@@ -93,4 +130,5 @@ def make_embedding(arg, context):
         train_pairs=ds.train_pairs if ds else (),
         topics=ds.topics if ds else None,
         dataset=ds.name if ds else None,
+        pairs_name=calibration.describe_pairs(ds) if ds else None,
     )

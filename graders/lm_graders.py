@@ -31,6 +31,9 @@ class LMGrader(Grader):
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
         # P(true) at which a pair counts as relevant: the adapter's calibrated one, else 0.5
         manifest = lm.adapter_manifest(adapter)
+        from lorag_harness.evaluation.calibration import check_manifest
+
+        check_manifest(manifest, adapter or name)  # an adapter ranking its calibration pairs upside down
         calibrated = manifest.get("calibration", {}).get("threshold")
         if manifest.get("weak"):
             import warnings

@@ -5,6 +5,7 @@ FutureWarnings) is silenced outside ``--debug``."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import warnings
@@ -112,30 +113,19 @@ def quiet_libraries(debug: bool = False) -> None:
     if debug or _quiet:
         return
     _quiet = True
+    # environment first: read by transformers, huggingface_hub and datasets when they are imported (the
+    # CLI imports none of them before a command needs it)
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    try:
+    if "transformers" in sys.modules:  # already imported (a library caller): tell it directly
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    try:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    except ImportError:
-        pass
-    try:
-        import datasets
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-    except (ImportError, AttributeError):
-        pass
     import logging
 
     for name in ("sentence_transformers", "peft", "accelerate"):

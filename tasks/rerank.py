@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from lorag_harness.retrieval import random_order
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.errors import LoragError
@@ -15,6 +16,8 @@ from lorag_harness.evaluation.stats import Metric, bootstrap, mean, paired_rando
 
 PREFIX = "first_stage_"
 PAIRED_ON = "ndcg@10"
+RANDOM = "random_" + PAIRED_ON  # per query: the expected nDCG@10 of a random order of the same candidates
+RANDOM_LABEL = "random order"
 
 
 def judged_queries(dataset, n_queries: int | None = None):
@@ -90,18 +93,31 @@ class Rerank:
                     "top10": reranked[q][:10], "top10_rels": [qrels[q].get(d, 0) for d in reranked[q][:10]],
                     "first_stage_top10": cands[q][:10]} for q in order]
         paired = {PAIRED_ON: [after[PAIRED_ON][q] for q in order], PREFIX + PAIRED_ON: [before[PAIRED_ON][q] for q in order],
-                  "query_ids": order}
+                  RANDOM: [random_order.expected_random_ndcg(qrels[q], cands[q]) for q in order], "query_ids": order}
         return TaskResult(metrics, records, paired)
 
     def compare(self, results):
-        """Paired randomization tests on per-query nDCG@10: every pair of graders, and each grader vs the first stage."""
+        """Paired randomization tests on per-query nDCG@10: every pair of graders, each grader vs the first
+        stage, and each grader vs a random order of the same candidates."""
         out = pairwise(results, PAIRED_ON, paired_randomization)
         for grader, r in sorted(results.items()):
             base = r.paired.get(PREFIX + PAIRED_ON)
             if base is not None:
                 out.append({"a": grader, "b": _first_stage_label(r), "on": PAIRED_ON,
                             **paired_randomization(r.paired[PAIRED_ON], base)})
+            if RANDOM in r.paired:
+                out.append({"a": grader, "b": RANDOM_LABEL, "on": PAIRED_ON, **paired_randomization(r.paired[PAIRED_ON], r.paired[RANDOM])})
         return out
+
+    def alerts(self, grader: str, result: TaskResult) -> list[str]:
+        """A grader ranking the candidates significantly below a random order of them (paired
+        randomization on per-query nDCG@10 against its exact expectation under a random order)."""
+        if RANDOM not in result.paired or len(result.paired[RANDOM]) < 2:
+            return []
+        mine, rand = result.paired[PAIRED_ON], result.paired[RANDOM]
+        found = random_order.worse_than_random(grader, paired_randomization(mine, rand), float(np.mean(mine)),
+                                               float(np.mean(rand)), f"the {_first_stage_label(result).split(' ')[0]} candidates")
+        return [f"rerank: {found}"] if found else []
 
     @classmethod
     def report_rows(cls, results):

@@ -114,6 +114,8 @@ def test_train_reranker_end_to_end(tiny_bert, tmp_path, extra):
     assert manifest["base_model"] == tiny_bert and manifest["data_hash"] and manifest["metrics"]["steps"] == 3
     cut = manifest["calibration"]["threshold"]
     assert manifest["calibration"]["pairs"] == 40 and 0.0 <= cut <= 1.0
+    c = manifest["calibration"]
+    assert 0.0 <= c["auc_low"] <= c["auc"] <= c["auc_high"] <= 1.0  # the interval graders check for inversion
     assert not (tmp_path / "rr" / "adapter_config.json").exists()  # LoRA is merged into a plain model
     grader = CrossEncoderGrader(str(tmp_path / "rr"))  # reproduces the manifest's probe scores, or raises
     assert grader.threshold == cut and grader.notes == []

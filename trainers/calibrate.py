@@ -37,6 +37,10 @@ def calibrate(model, tokenizer, pairs: list[Pair], n: int, max_doc_tokens: int |
 
     scores = score_true_false(model, seqs, *ids, tokenizer.pad_token_id, batch_size)
     model.train(was_training)
+    from lorag_harness.evaluation.calibration import auc_interval
+
     cut = youden_threshold(labels, scores)
+    _, low, high = auc_interval(labels, scores)
     return {"pairs": len(sample), "threshold": cut, "auc": float(roc_auc_score(labels, scores)),
+            "auc_low": round(low, 4), "auc_high": round(high, 4),
             "balanced_accuracy": float(balanced_accuracy_score(labels, [s >= cut for s in scores]))}

@@ -353,6 +353,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         }
         manifest["calibration"] = {
             "on": "validation", "pairs": len(val_pairs), "threshold": cut, "auc": best["auc"],
+            "auc_low": round(lo, 4), "auc_high": round(hi, 4),
             "balanced_accuracy": float(balanced_accuracy_score(labels, [s >= cut for s in best["scores"]]))}
         reasons = verdict(final_binary or 0.0, prior, best["auc"], (lo, hi))
         if best["step"] == 0:

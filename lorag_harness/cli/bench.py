@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.text import Text
 
 from lorag_harness.api import registry
 from lorag_harness.cli.options import (apply, cache_options, dataset_option, given, grader_build_options,
@@ -38,6 +39,8 @@ def bench_options(f):
                      help="Share of relevant pairs built from labelled documents (the Lightweight Relevance Grader paper: 0.123)"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
+        click.option("--allow-worse-than-random", is_flag=True,
+                     help="rerank: exit 0 even when a grader ranks significantly below a random order (still reported)"),
     ])
 
 
@@ -81,7 +84,11 @@ def bench(**o):
     from lorag_harness.evaluation.bench import run_and_report
     from lorag_harness.plugins import pm
 
-    run_and_report(config_from(o), o["out"], o["fmt"], pm=pm, console=console, err=err)
+    result = run_and_report(config_from(o), o["out"], o["fmt"], pm=pm, console=console, err=err)
+    if result.alerts and not o["allow_worse_than_random"]:
+        err.print(Text("error: ", style="bold red") + Text(f"{len(result.alerts)} result(s) worse than a random order "
+                                                           "(above); exit 3 (--allow-worse-than-random: exit 0)"), soft_wrap=True)
+        sys.exit(3)
 
 
 @click.command()

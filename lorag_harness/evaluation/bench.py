@@ -53,6 +53,10 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
         print_report(result, console)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    for alert in result.alerts:
+        from rich.text import Text
+
+        console.print(Text(alert, style="bold red"), soft_wrap=True)
     if result.partial:
         p = result.partial
         console.print(f"[bold red]PARTIAL RESULTS:[/] the run stopped at {p['grader']} · {p['task']} "

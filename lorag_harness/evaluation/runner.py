@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from lorag_harness.api import registry
 from lorag_harness.api.grader import grade_checked
@@ -49,6 +50,9 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)  # what was skipped or not measured, and why
     # set when a failure stopped the run: {"error", "grader", "task", "missing": ["grader · task", ...]}
     partial: dict | None = None
+    # results that must not pass silently (a grader ranking worse than random): shown first in reports,
+    # `lorag bench` exits 3 on them unless --allow-worse-than-random
+    alerts: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {
@@ -61,6 +65,8 @@ class BenchResult:
             d["notes"] = self.notes
         if self.partial:
             d["partial"] = self.partial
+        if self.alerts:
+            d["alerts"] = self.alerts
         return d
 
     @classmethod
@@ -68,7 +74,7 @@ class BenchResult:
         results = {t: {g: TaskResult.from_dict(r) for g, r in rs.items()} for t, rs in d["results"].items()}
         return cls(d["dataset"], d["dataset_fingerprint"], d["graders"], d["tasks"], results,
                    d.get("comparisons", {}), d.get("timings", {}), d.get("config", {}), d.get("notes", []),
-                   d.get("partial"))
+                   d.get("partial"), d.get("alerts", []))
 
 
 class IncompleteRun(Exception):
@@ -95,10 +101,14 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
         keys = [p.content_hash() for p in pairs]
         found = cache.get_many(fp, list(dict.fromkeys(keys)), reasons)
         todo = list({k: p for k, p in zip(keys, pairs) if k not in found}.items())
+        order = getattr(grader, "grading_order", None)  # optional sort key: e.g. chunks of similar lengths pad less
+        if callable(order):
+            todo.sort(key=lambda item: order(item[1]))
+        size = max(chunk_size, getattr(grader, "grading_chunk", 0) or 0)  # a grader may batch more pairs per call
         if advance:
             advance(len(pairs) - sum(1 for k in keys if k not in found))
-        for i in range(0, len(todo), chunk_size):
-            chunk = todo[i : i + chunk_size]
+        for i in range(0, len(todo), size):
+            chunk = todo[i : i + size]
             made = grade_checked(grader, [p for _, p in chunk], reasons=reasons, advance=advance)
             # a grader may hold back transient failures (a request that failed) so a rerun retries them
             keep = getattr(grader, "cacheable", None) or (lambda j: True)
@@ -202,6 +212,7 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
 def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, console, notes) -> BenchResult:
     results: dict[str, dict[str, TaskResult]] = {t.name: {} for t in tasks}
     timings: dict[str, dict[str, float]] = {}
+    alerts: list[str] = []
     failure = where = None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     from lorag_harness.progress import progress as heartbeat_progress
@@ -221,6 +232,10 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                     break
                 timings[spec][task.name] = round(time.perf_counter() - start, 3)
                 progress.update(bar, completed=progress.tasks[bar].total)
+                check = getattr(task, "alerts", None)  # optional: results that must not pass silently
+                for alert in (check(spec, results[task.name][spec]) if callable(check) else ()):
+                    progress.console.print(Text(alert, style="bold red"), soft_wrap=True)
+                    alerts.append(alert)
             del grader
             gc.collect()
             if failure is not None:
@@ -231,7 +246,7 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
 
     cfg["machine"] = machine(grading_precision(config.quant, config.precision))
     result = BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
-                         results, comparisons, timings, cfg, notes)
+                         results, comparisons, timings, cfg, notes, alerts=alerts)
     if failure is None:
         return result
     result.partial = partial_record(failure, *where, [f"{g} · {t.name}" for g in config.graders for t in tasks

@@ -15,6 +15,7 @@ __all__ = ["SUFFIXES", "effect", "markdown", "render", "write_report"]
 
 def markdown(result: BenchResult) -> str:
     lines = [f"# lorag-harness report · {result.dataset}", ""]
+    lines += [f"> **{a}**\n" for a in result.alerts]
     for task in result.tasks:
         table_rows = rows(result, task)
         metrics = columns(table_rows)

@@ -62,6 +62,7 @@ def comparisons(result: BenchResult) -> str:
 
 def html(result: BenchResult) -> str:
     body = "".join(metric_table(result, t) + task_extras(result, t) for t in result.tasks) + comparisons(result)
+    body = "".join(f"<p style='color:#b00;font-weight:bold'>{h.escape(a)}</p>" for a in result.alerts) + body
     title = f"lorag-harness · {h.escape(result.dataset)}"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head>"
             f"<body><h1>{title}</h1><p>Graders: {h.escape(', '.join(result.graders))}. Values: {h.escape(VALUES_NOTE)}; "
