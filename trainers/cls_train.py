@@ -19,7 +19,7 @@ from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import pairs_hash
 
 from .batching import balance
-from .rerank_train import (calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
+from .rerank_train import (calibration, calibration_sample, check_positive, check_training_pairs, config_key,
                            dataset_for, run_with_progress, train_group, write_manifest)
 
 MODES = ("lora", "full", "head")
@@ -45,6 +45,7 @@ class ClsConfig:
     bf16: bool = True
     calibration_pairs: int = 512
     seed: int = 13
+    force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def check(self) -> None:
         if self.mode not in MODES:
@@ -106,7 +107,9 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train cls")
-    out = check_out(cfg.out)
+    from .outputs import claim
+
+    out = claim(cfg.out, "cls", config_key(cfg, pairs), cfg.force)
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model, core, tok = build(cfg)
@@ -147,13 +150,15 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     # float32, as the grader scores by default (bf16 is for the training steps)
     probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id))
     cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     model.save_pretrained(str(out))  # lora: the adapter with the head (modules_to_save); else the whole model
     tok.save_pretrained(str(out))
     tail = losses[-max(1, len(losses) // 10):]
     manifest = {
         "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "lr": lr,
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "lr": lr,
                   "class_weights": weight.tolist() if weight is not None else None},
         "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
@@ -189,6 +194,7 @@ def cls_options(f):
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
         click.option("--bf16/--no-bf16", default=True, show_default=True, help="bfloat16 autocast matmuls"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -205,7 +211,9 @@ def register_commands(cli):
         """Train a decoder with a 2-class head (grade with -g cls:OUT)."""
         cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
                                               "batch_size", "lr", "r", "alpha", "max_doc_tokens", "bf16",
-                                              "calibration_pairs", "seed")})
+                                              "calibration_pairs", "seed", "force")})
         cfg.check()
-        check_out(cfg.out)
+        from .outputs import claim
+
+        claim(cfg.out, "cls", None, cfg.force)  # before the data (the run's key: in train_cls)
         run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")

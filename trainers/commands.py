@@ -53,12 +53,13 @@ def train_options(f):
         click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
                      help="length-sorted, half positive / half negative, or a document's pairs in one batch"),
         click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, help="bfloat16 autocast"),
-        click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
-        click.option("--val-pairs", type=int, default=None,
+        click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimiser step"),
+        click.option("--val-pairs", type=click.IntRange(min=0), default=None,
                      help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
-        click.option("--val-every", type=int, default=None, help="Steps between validations [20]"),
-        click.option("--patience", type=int, default=None,
+        click.option("--val-every", type=click.IntRange(min=1), default=None, help="Steps between validations [20]"),
+        click.option("--patience", type=click.IntRange(min=0), default=None,
                      help="Validations without improvement before stopping early [4; 0: never]"),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
         click.option("--allow-weak", is_flag=True,
                      help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
     ]
@@ -86,7 +87,8 @@ def make_config(stage: str, o: dict):
     if o.get("loss", "masked") != "masked" and o.get("objective") is None:
         values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
-                       loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"], **values)
+                       loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"],
+                       force=bool(o.get("force")), **values)
 
 
 @hookimpl
@@ -101,6 +103,9 @@ def register_commands(cli):
         if stage == "s2" and not o["init_adapter"]:
             raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
         cfg = make_config(stage, o)  # option errors before the data and the model load
+        from .outputs import claim
+
+        claim(cfg.out, f"{stage}-adapter", None, cfg.force)  # --out before the data (its run key: in train)
         dataset = dataset_for(o)
         manifest = train_with_progress(cfg, dataset)
         if manifest.get("weak") and not o["allow_weak"]:
@@ -111,11 +116,12 @@ def register_commands(cli):
     @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
     @click.option("--out", required=True, help="Folder for the merged model")
     @click.option("--base-model", default=None, help="Default: the base model named in the adapter's manifest")
-    def merge(adapter, out, base_model):
+    @click.option("--force", is_flag=True, help="Replace what --out holds (another model, other files)")
+    def merge(adapter, out, base_model, force):
         """Fold an adapter into the base model; write the merged model and its tokenizer."""
         from .train import merge as merge_adapter
 
-        err.print(f"merged model written to {merge_adapter(adapter, out, base_model)}")
+        err.print(f"merged model written to {merge_adapter(adapter, out, base_model, force)}")
 
     from .demo import demo
 

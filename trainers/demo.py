@@ -98,6 +98,11 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     out = Path(out_dir)
     report = out / "report.json"
     check_output(str(report), option="--out-dir")
+    from .outputs import claim
+
+    for kind, sub in (("s1-adapter", "adapters/s1"), ("s2-adapter", "adapters/s2"), ("cross-encoder", "models/reranker"),
+                      ("cls", "models/cls")):  # another kind of model or other files: refused before work
+        claim(out / sub, kind, option="--out-dir")  # the demo's own earlier models of that kind are retrained
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
@@ -108,14 +113,14 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
         values = prof[stage] | ({"time_budget": s1_budget} if stage == "s1" else {})
         used[stage] = values
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
-                          seed=seed, **values)
+                          seed=seed, force=True, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
             err.print(f"{stage}: {folder} is current, not retrained (--retrain to force)")
             continue
         stages.run(f"train {stage}", train_with_progress, cfg, dataset)
-    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, **prof.get("reranker", {})), train_reranker)]
+    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, force=True, **prof.get("reranker", {})), train_reranker)]
     if "cls" in extras:
-        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, **prof.get("cls", {})), train_cls))
+        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, force=True, **prof.get("cls", {})), train_cls))
     for what, cfg, fn in trainers:
         if not retrain and model_is_current(cfg, dataset.train_pairs):
             err.print(f"{what}: {cfg.out} is current, not retrained (--retrain to force)")

@@ -58,6 +58,7 @@ class RerankConfig:
     bf16: bool = False
     calibration_pairs: int = 512
     seed: int = 13
+    force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -77,7 +78,8 @@ class RerankConfig:
 
 def config_key(cfg, pairs) -> str:
     """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
-    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k != "out"}, "data": pairs_hash(pairs)},
+    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")},
+                       "data": pairs_hash(pairs)},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -95,21 +97,6 @@ def check_training_pairs(pairs: list[Pair], what: str) -> None:
     if len(pairs) < 2 or len(labels) < 2:
         raise LoragError(f"{what} needs training pairs of both classes (got {len(pairs)} pairs, "
                          f"labels {sorted(labels)}): raise --train-pairs or check the dataset")
-
-
-def check_out(out: str) -> Path:
-    """The output folder, writable, checked before training starts."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise LoragError(f"--out {out}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise LoragError(f"--out {out}: not writable ({e.strerror or e})") from None
-    return path
 
 
 def calibration_sample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
@@ -244,7 +231,9 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train reranker")
-    out = check_out(cfg.out)
+    from .outputs import claim
+
+    out = claim(cfg.out, "cross-encoder", config_key(cfg, pairs), cfg.force)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     n_pos = sum(p.label for p in pairs)
@@ -287,6 +276,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         seconds = time.perf_counter() - start
     if cfg.lora:
         model[0].model = model[0].model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -305,7 +295,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "kind": "cross-encoder", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged encoder, new 1-logit head)",
         "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None},
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "pos_weight": pos_weight if cfg.loss == "bce" else None},
         "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "positives": n_pos,
                     "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
                     "steps_per_s": round(steps / seconds, 3) if seconds else None},
@@ -341,6 +331,7 @@ def reranker_options(f):
         click.option("--bf16", is_flag=True, help="bfloat16 autocast (faster on AVX512-BF16 CPUs)"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
         click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -378,7 +369,9 @@ def register_commands(cli):
         cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
                            negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
                            lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
-                           bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
+                           bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"], force=o["force"])
         cfg.check()
-        check_out(cfg.out)
+        from .outputs import claim
+
+        claim(cfg.out, "cross-encoder", None, cfg.force)  # before the data (the run's key: in train_reranker)
         run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
