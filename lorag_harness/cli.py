@@ -129,6 +129,7 @@ def bench_options(f):
         click.option("--no-cache", is_flag=True, help="Do not reuse or store judgments"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
+        click.option("--force", is_flag=True, help="Overwrite --out even if it is not a lorag report"),
         *judge_options,
     ]
     for opt in reversed(opts):
@@ -177,17 +178,17 @@ def config_from(o: dict):
     )
 
 
-def run_and_report(config, out: str | None, fmt: str | None, dataset=None):
+def run_and_report(config, out: str | None, fmt: str | None, dataset=None, force: bool = False):
     from .bench_run import run_and_report as run
 
-    return run(config, out, fmt, dataset=dataset, pm=pm, console=console, err=err)
+    return run(config, out, fmt, dataset=dataset, pm=pm, console=console, err=err, force=force)
 
 
 @cli.command()
 @bench_options
 def bench(**o):
     """Run graders × tasks on a dataset and print a comparison table."""
-    run_and_report(config_from(o), o["out"], o["fmt"])
+    run_and_report(config_from(o), o["out"], o["fmt"], force=o["force"])
 
 
 @cli.command()
@@ -212,12 +213,18 @@ def check(specs, base_model, embedder, dataset, train_pairs, no_reasons, nondete
     for spec in specs:
         registry.lookup(registry.graders(pm), spec, "grader")
     for spec in specs:
-        problems = contract_problems(build_grader(spec, context, pm), reasons=not no_reasons,
-                                     deterministic=not nondeterministic)
+        try:
+            grader = build_grader(spec, context, pm)
+        except LoragError as e:
+            problems = [str(e).removeprefix(f"grader {spec}: ")]
+        except Exception as e:  # noqa: BLE001 - a factory that raises is a problem of the plug-in
+            problems = [str(e).removeprefix(f"grader {spec}: ")]
+        else:
+            problems = contract_problems(grader, reasons=not no_reasons, deterministic=not nondeterministic)
         for problem in problems:
-            console.print(f"{spec}: {problem}", soft_wrap=True, markup=False)
+            console.print(f"{spec}: {problem}", soft_wrap=True, markup=False, emoji=False)
         if not problems:
-            console.print(f"{spec}: ok")
+            console.print(f"{spec}: ok", markup=False, emoji=False)
         failed += bool(problems)
     if failed:
         sys.exit(1)

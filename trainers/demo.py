@@ -79,7 +79,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
     from lorag_harness.bench_run import stdout_console
-    from lorag_harness.checks import check_output
+    from lorag_harness.checks import check_output, check_replaceable
     from lorag_harness.errors import LoragError
     from lorag_harness.export import write_report
     from lorag_harness.report import print_report
@@ -98,6 +98,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     out = Path(out_dir)
     report = out / "report.json"
     check_output(str(report), option="--out-dir")
+    check_replaceable(str(report), option="--out-dir")  # a report.json lorag did not write is kept
     from .outputs import claim
 
     for kind, sub in (("s1-adapter", "adapters/s1"), ("s2-adapter", "adapters/s2"), ("cross-encoder", "models/reranker"),
