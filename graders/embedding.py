@@ -9,6 +9,7 @@ from lorag_harness.data.checks import require_both_labels
 from lorag_harness.data.pairs import lead
 from lorag_harness.embedder import DEFAULT_EMBEDDER, embed
 from lorag_harness.api import Grader
+from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Judgment, Pair
 
@@ -27,7 +28,8 @@ class EmbeddingGrader(Grader):
         self.topics = dict(topics or {})
         if calibrate:
             require_both_labels(train_pairs, dataset, "the embedding grader (it calibrates its threshold)",
-                                "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, or "
+                                "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, on documents "
+                                "not in eval.jsonl, or "
                                 "one pairs file that lorag splits), or in Python EmbeddingGrader(calibrate=False) "
                                 "for the raw cosine")
             self.coef, self.intercept = self._calibrate(list(train_pairs))
@@ -88,13 +90,18 @@ def make_embedding(arg, context):
 
     check_embedder(arg or context.embedder, f"grader embedding:{arg}" if arg else "--embedder")
     ds = context.dataset
-    return EmbeddingGrader(
-        "embedding" if not arg else f"embedding:{arg}",
-        model=arg or context.embedder,
-        train_pairs=ds.train_pairs if ds else (),
-        topics=ds.topics if ds else None,
-        dataset=ds.name if ds else None,
-    )
+    try:
+        return EmbeddingGrader(
+            "embedding" if not arg else f"embedding:{arg}",
+            model=arg or context.embedder,
+            train_pairs=ds.train_pairs if ds else (),
+            topics=ds.topics if ds else None,
+            dataset=ds.name if ds else None,
+        )
+    except LoragError as e:  # the model named in the spec, not --embedder
+        if arg and str(e).startswith(f"--embedder {arg}:"):
+            raise LoragError(f"grader embedding:{arg}:" + str(e).removeprefix(f"--embedder {arg}:")) from None
+        raise
 
 
 @hookimpl

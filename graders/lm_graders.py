@@ -146,12 +146,16 @@ def _has_tokenizer(folder: str) -> bool:
 
 
 def _factory(name: str, needs_adapter: bool, constrained: bool = False):
-    def make(arg, context):
+    def check(arg, context):
+        """Paths and configs, no weights loaded: run for every grader before any is built."""
         if needs_adapter and not arg:
             raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
-        check_base_model(context.base_model)  # before any work: paths and configs, no weights loaded
+        check_base_model(context.base_model)
         if arg:
             check_adapter(arg, context.base_model, f"{name}:{arg}")
+
+    def make(arg, context):
+        check(arg, context)
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,
@@ -164,6 +168,7 @@ def _factory(name: str, needs_adapter: bool, constrained: bool = False):
         "s2": "Base LM + S2 adapter (loss on the reason): s2:ADAPTER_DIR.",
         "s2-json": "S2 with constrained decoding: valid JSON, topics from the label set: s2-json:ADAPTER_DIR.",
     }[name]
+    make.check = check
     return make
 
 

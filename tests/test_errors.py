@@ -386,6 +386,8 @@ def test_bench_counts_below_one_are_refused(option, test_grader):
     ["train", "s1", "--out", "x", "--train-pairs", "0"], ["train", "s1", "--out", "x", "--lr", "0"],
     ["train", "s1", "--out", "x", "--r", "0"], ["train", "s1", "--out", "x", "--max-doc-tokens", "0"],
     ["demo", "--eval-pairs", "0"], ["demo", "--train-pairs", "0"], ["demo", "--s2-pairs", "0"], ["demo", "--rag-queries", "-1"],
+    ["train", "s1", "--out", "x", "--val-pairs", "-5"], ["train", "s1", "--out", "x", "--patience", "-1"],
+    ["train", "s1", "--out", "x", "--val-every", "0"], ["train", "s1", "--out", "x", "--grad-accum", "0"],
 ])
 def test_train_and_demo_counts_below_one_are_refused(args):
     result = run(*args)
