@@ -145,12 +145,12 @@ def is_report(path: Path) -> bool:
     return False
 
 
-def check_replaceable(out: str | Path, option: str = "--out") -> None:
+def check_replaceable(out: str | Path, option: str = "--out", fix: str | None = None) -> None:
     """Refuse to overwrite a file that is not a lorag report (pass --force to)."""
     path = Path(out).expanduser()
     if path.is_file() and not is_report(path):
-        raise LoragError(f"{option} {out}: exists and is not a lorag report; pass --force to overwrite it, "
-                         f"or choose another {option}")
+        raise LoragError(f"{option} {out}: exists and is not a lorag report; "
+                         + (fix or f"pass --force to overwrite it, or choose another {option}"))
 
 
 def check_output(out: str | Path, option: str = "--out") -> Path:

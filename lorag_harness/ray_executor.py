@@ -149,8 +149,15 @@ def check_address(address: str, timeout: float) -> None:
     import socket
 
     found = split_address(address)
-    if found is None:
-        return
+    if found is None:  # auto: the cluster `ray start` recorded on this machine, or RAY_ADDRESS
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+
+            found = split_address(canonicalize_bootstrap_address_or_die("auto"))
+        except ImportError:  # a Ray without that helper: ray.init finds the cluster (bounded by --ray-timeout)
+            return
+        except (ConnectionError, ValueError, LoragError) as e:
+            raise LoragError(f"--executor ray:auto: no running Ray cluster found ({str(e).splitlines()[0]})") from None
     try:
         with socket.create_connection(found, timeout=timeout):
             pass

@@ -140,3 +140,16 @@ def test_train_s1_checks_out_before_the_data_and_the_model(how, tiny_model_dir, 
     assert result.exit_code == 2, result.output
     assert f"--out {out}" in result.output and "missing.jsonl" not in result.output
     assert blocker.read_text() == "not a folder"
+
+
+def test_demo_refuses_other_files_in_its_folders_before_work(tmp_path):
+    mine = tmp_path / "runs" / "models" / "reranker"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    result = run("demo", "--out-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "holds files lorag did not write (notes.txt)" in result.output, result.output
+    assert "move it away, or choose another --out-dir" in result.output and "--force" not in result.output
+    (tmp_path / "runs" / "report.json").write_text('{"mine": 1}')
+    result = run("demo", "--out-dir", tmp_path / "runs")
+    assert result.exit_code == 2 and "report.json: exists and is not a lorag report" in result.output, result.output
+    assert (mine / "notes.txt").read_text() == "mine" and (tmp_path / "runs" / "report.json").read_text() == '{"mine": 1}'

@@ -98,12 +98,13 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     out = Path(out_dir)
     report = out / "report.json"
     check_output(str(report), option="--out-dir")
-    check_replaceable(str(report), option="--out-dir")  # a report.json lorag did not write is kept
+    keep = "move it away, or choose another --out-dir"
+    check_replaceable(str(report), option="--out-dir", fix=keep)  # a report.json lorag did not write is kept
     from .outputs import claim
 
     for kind, sub in (("s1-adapter", "adapters/s1"), ("s2-adapter", "adapters/s2"), ("cross-encoder", "models/reranker"),
                       ("cls", "models/cls")):  # another kind of model or other files: refused before work
-        claim(out / sub, kind, option="--out-dir")  # the demo's own earlier models of that kind are retrained
+        claim(out / sub, kind, option="--out-dir", fix=keep)  # its own earlier models of that kind are retrained
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)

@@ -70,8 +70,10 @@ def read_owner(path: Path) -> tuple[str | None, dict]:
     return manifest_kind(manifest), manifest
 
 
-def claim(out: str | Path, kind: str, key: str | None = None, force: bool = False, option: str = "--out") -> Path:
-    """Check that a run of ``kind`` (configuration ``key``; None: any) may write ``out``; raise otherwise."""
+def claim(out: str | Path, kind: str, key: str | None = None, force: bool = False, option: str = "--out",
+          fix: str | None = None) -> Path:
+    """Check that a run of ``kind`` (configuration ``key``; None: any) may write ``out``; raise otherwise
+    (``fix``: what the message tells the user to do, default: --force or another ``option``)."""
     path = check_writable(out, option)
     if force or not path.is_dir():
         return path
@@ -79,7 +81,7 @@ def claim(out: str | Path, kind: str, key: str | None = None, force: bool = Fals
     if not entries:
         return path
     found, manifest = read_owner(path)
-    again = f"pass --force to replace it, or choose another {option}"
+    again = fix or f"pass --force to replace it, or choose another {option}"
     if found is None:
         shown = ", ".join(entries[:4]) + (", …" if len(entries) > 4 else "")
         raise LoragError(f"{option} {out}: holds files lorag did not write ({shown}); {again}")
