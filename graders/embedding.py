@@ -14,6 +14,7 @@ from lorag_harness.data.validation import require_both_labels
 from lorag_harness.data.pairs import lead
 from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, embed, embedder_fingerprint
 from lorag_harness.api import Grader
+from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Judgment, Pair, pairs_hash
 
 from lorag_harness.api.fingerprints import fingerprint, model_files
@@ -37,7 +38,8 @@ class EmbeddingGrader(Grader):
         self.calibration: dict | None = None  # the fit and its direction check; "cached": reused from an earlier run
         if calibrate:
             require_both_labels(train_pairs, dataset, "the embedding grader (it calibrates its threshold)",
-                                "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, or "
+                                "give it training pairs of both labels (jsonl: a train.jsonl beside eval.jsonl, on documents "
+                                "not in eval.jsonl, or "
                                 "one pairs file that lorag splits), or in Python EmbeddingGrader(calibrate=False) "
                                 "for the raw cosine")
             self.calibration = self._calibrate(list(train_pairs))
@@ -124,11 +126,17 @@ def make_embedding(arg, context):
 
     check_embedder(arg or context.embedder, f"grader embedding:{arg}" if arg else "--embedder")
     ds = context.dataset
-    return EmbeddingGrader(
-        "embedding" if not arg else f"embedding:{arg}",
-        model=arg or context.embedder,
-        train_pairs=ds.train_pairs if ds else (),
-        topics=ds.topics if ds else None,
-        dataset=ds.name if ds else None,
-        pairs_name=calibration.describe_pairs(ds) if ds else None,
-    )
+    try:
+        return EmbeddingGrader(
+            "embedding" if not arg else f"embedding:{arg}",
+            model=arg or context.embedder,
+            train_pairs=ds.train_pairs if ds else (),
+            topics=ds.topics if ds else None,
+            dataset=ds.name if ds else None,
+            pairs_name=calibration.describe_pairs(ds) if ds else None,
+        )
+    except LoragError as e:  # the model named in the spec, not --embedder
+        if arg and str(e).startswith(f"--embedder {arg}:"):
+            raise LoragError(f"grader embedding:{arg}:" + str(e).removeprefix(f"--embedder {arg}:")) from None
+        raise
+

@@ -150,12 +150,16 @@ def _has_tokenizer(folder: str) -> bool:
 
 
 def _factory(name: str, needs_adapter: bool, constrained: bool = False):
-    def make(arg, context):
+    def check(arg, context):
+        """Paths and configs, no weights loaded: run for every grader before any is built."""
         if needs_adapter and not arg:
             raise LoragError(f"grader {name} needs an adapter folder: --graders {name}:adapters/{name}")
-        check_base_model(context.base_model)  # before any work: paths and configs, no weights loaded
+        check_base_model(context.base_model)
         if arg:
             check_adapter(arg, context.base_model, f"{name}:{arg}")
+
+    def make(arg, context):
+        check(arg, context)
         return LMGrader(
             name if not arg else f"{name}:{arg}", base_model=context.base_model, adapter=arg,
             quant=context.quant, batch_size=context.batch_size, max_doc_tokens=context.max_doc_tokens,
@@ -163,6 +167,7 @@ def _factory(name: str, needs_adapter: bool, constrained: bool = False):
             constrained_topics=label_topics(context.dataset) if constrained else None,
         )
 
+    make.check = check
     return make
 
 

@@ -211,7 +211,7 @@ def test_debug_shows_the_traceback(tmp_path, pairs_file, test_grader):
 
 def test_corrupt_cache_run_info_and_clear(tmp_path, pairs_file, test_grader):
     cache = tmp_path / "c.sqlite"
-    cache.write_bytes(os.urandom(4096))
+    cache.write_bytes(b"SQLite format 3\0" + os.urandom(4096 - 16))  # an SQLite file, garbage after the header
     line = one_line_error(run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--cache", cache))
     assert str(cache) in line and "--no-cache" in line and "lorag cache clear" in line
     assert test_grader.calls == []
@@ -264,6 +264,55 @@ def test_someone_elses_file_is_left_alone(tmp_path, pairs_file, test_grader, kin
     assert problem in one_line_error(run("cache", "info", "--cache", cache))
     assert problem in one_line_error(run("cache", "clear", "--cache", cache))
     assert cache.read_bytes() == before and not list(tmp_path.glob("other.db.corrupt-*"))
+
+
+def filled_cache(path, rows=3000):
+    store = JudgmentCache(path)
+    store.put_many("g", [(f"pair-{i}", Judgment(True, 0.9, raw_text="x" * 100)) for i in range(rows)], False)
+    store.close()
+    return path
+
+
+def test_cache_damaged_in_the_middle_is_refused_before_work(tmp_path, pairs_file, test_grader):
+    cache = filled_cache(tmp_path / "c.sqlite")
+    size = cache.stat().st_size
+    with open(cache, "r+b") as fh:  # one page in the middle overwritten: the file still opens and takes writes
+        fh.seek(size // 4096 // 2 * 4096)
+        fh.write(os.urandom(4096))
+    before = cache.read_bytes()
+    line = one_line_error(run("bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--cache", cache))
+    assert "quick_check" in line and f"lorag cache clear --cache {cache}" in line
+    assert test_grader.calls == [] and cache.read_bytes() == before  # nothing graded, nothing appended
+    assert "quick_check" in one_line_error(run("cache", "info", "--cache", cache))
+    cleared = run("cache", "clear", "--cache", cache)
+    assert cleared.exit_code == 0 and len(list(tmp_path.glob("c.sqlite.corrupt-*"))) == 1, cleared.output
+
+
+@pytest.mark.parametrize("stored", ["{not json", '{"relevant": "maybe", "score": 0.5, "reason": null, '
+                                                '"raw_text": "", "parse_ok": true}', "[1, 2]"])
+def test_a_bad_cache_row_is_blamed_on_the_cache(tmp_path, pairs_file, test_grader, stored):
+    cache = tmp_path / "c.sqlite"
+    args = ["bench", "-d", f"jsonl:{pairs_file}", "-g", "test", "-t", "s1-relevance", "--cache", cache]
+    assert run(*args).exit_code == 0
+    db = sqlite3.connect(cache)
+    db.execute("UPDATE judgments SET judgment = ? WHERE rowid = (SELECT MIN(rowid) FROM judgments)", (stored,))
+    db.commit()
+    db.close()
+    line = one_line_error(run(*args))
+    assert f"judgment cache {cache}: a stored judgment is not valid" in line
+    assert f"lorag cache clear --cache {cache}" in line and line.startswith("error: judgment cache")
+    assert run("cache", "clear", "--cache", cache).exit_code == 0
+    assert run(*args).exit_code == 0
+
+
+@pytest.mark.parametrize("content", [b"PAR1" + bytes(range(256)) * 16 + b"PAR1", os.urandom(4096)],
+                         ids=["parquet", "random-bytes"])
+def test_cache_clear_leaves_a_file_that_is_not_a_cache_alone(tmp_path, content):
+    data = tmp_path / "data.parquet"
+    data.write_bytes(content)
+    line = one_line_error(run("cache", "clear", "--cache", data))
+    assert "not an SQLite database" in line and "lorag leaves it alone" in line
+    assert data.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == ["data.parquet"]
 
 
 def test_empty_file_is_a_fresh_cache(tmp_path, pairs_file, test_grader):
@@ -337,6 +386,8 @@ def test_bench_counts_below_one_are_refused(option, test_grader):
     ["train", "s1", "--out", "x", "--train-pairs", "0"], ["train", "s1", "--out", "x", "--lr", "0"],
     ["train", "s1", "--out", "x", "--r", "0"], ["train", "s1", "--out", "x", "--max-doc-tokens", "0"],
     ["demo", "--eval-pairs", "0"], ["demo", "--train-pairs", "0"], ["demo", "--s2-pairs", "0"], ["demo", "--rag-queries", "-1"],
+    ["train", "s1", "--out", "x", "--val-pairs", "-5"], ["train", "s1", "--out", "x", "--patience", "-1"],
+    ["train", "s1", "--out", "x", "--val-every", "0"], ["train", "s1", "--out", "x", "--grad-accum", "0"],
 ])
 def test_train_and_demo_counts_below_one_are_refused(args):
     result = run(*args)

@@ -10,7 +10,8 @@ from lorag_harness.cli.options import apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 
-from .common import BALANCE, LOSSES, MODES, check_out, data_options, dataset_for, err, run_with_progress
+from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, run_with_progress
+from .outputs import claim
 from .profiles import DEFAULT_PROFILE, PROFILES
 
 WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
@@ -49,12 +50,13 @@ def adapter_options(f):
         precision_option(None),
         click.option("--autocast", type=click.Choice(["none", "bf16"]), default=None, hidden=True,
                      help="Former name: none = --precision fp32, bf16 = --precision bf16"),
-        click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
-        click.option("--val-pairs", type=int, default=None,
+        click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Batches per optimiser step"),
+        click.option("--val-pairs", type=click.IntRange(min=0), default=None,
                      help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
-        click.option("--val-every", type=int, default=None, help="Steps between validations [20]"),
-        click.option("--patience", type=int, default=None,
+        click.option("--val-every", type=click.IntRange(min=1), default=None, help="Steps between validations [20]"),
+        click.option("--patience", type=click.IntRange(min=0), default=None,
                      help="Validations without improvement before stopping early [4; 0: never]"),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
         click.option("--allow-weak", is_flag=True,
                      help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
     ]
@@ -82,7 +84,8 @@ def make_config(stage: str, o: dict):
     if o.get("loss", "masked") != "masked" and o.get("objective") is None:
         values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
-                       loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"], **values)
+                       loss=o["loss"], weight=o["weight"], quant=o["quant"], seed=o["seed"],
+                       force=bool(o.get("force")), **values)
 
 
 def reranker_options(f):
@@ -106,6 +109,7 @@ def reranker_options(f):
         click.option("--bf16", is_flag=True, hidden=True, help="Same as --precision bf16"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
         click.option("--embedder", default=None, help="First-stage embedder for hard negatives (default: packaged MiniLM)"),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
     ]
     return apply(data_options(f), opts)
 
@@ -130,6 +134,7 @@ def cls_options(f):
         precision_option(),
         click.option("--bf16/--no-bf16", default=None, hidden=True, help="Same as --precision bf16 / fp32"),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=512, show_default=True),
+        click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
     ]
     return apply(data_options(f), opts)
 
@@ -148,6 +153,7 @@ def _adapter_command(stage: str, doc: str):
         if stage == "s2" and not o["init_adapter"]:
             raise LoragError("stage s2 starts from the S1 adapter: lorag train s2 --from adapters/s1 --out adapters/s2")
         cfg = make_config(stage, o)  # option errors before the data and the model load
+        claim(cfg.out, f"{stage}-adapter", None, cfg.force)  # --out before the data (its run key: in train)
         manifest = train_with_progress(cfg, dataset_for(o))
         if manifest.get("weak") and not o["allow_weak"]:
             err.print(f"exit {WEAK_EXIT}: weak adapter (pass --allow-weak to accept it)")
@@ -168,9 +174,9 @@ def reranker(**o):
                        negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
                        lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
                        precision="bf16" if o["bf16"] else o["precision"], calibration_pairs=o["calibration_pairs"],
-                       seed=o["seed"])
+                       seed=o["seed"], force=o["force"])
     cfg.check()
-    check_out(cfg.out)
+    claim(cfg.out, "cross-encoder", None, cfg.force)  # before the data (the run's key: in train_reranker)
     run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
 
 
@@ -182,10 +188,10 @@ def cls(**o):
 
     cfg = ClsConfig(**{k: o[k] for k in ("out", "base_model", "mode", "balance", "class_weight", "epochs", "steps",
                                           "batch_size", "lr", "r", "alpha", "max_doc_tokens", "calibration_pairs",
-                                          "seed")},
+                                          "seed", "force")},
                     precision=o["precision"] if o["bf16"] is None else ("bf16" if o["bf16"] else "fp32"))
     cfg.check()
-    check_out(cfg.out)
+    claim(cfg.out, "cls", None, cfg.force)  # before the data (the run's key: in train_cls)
     run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")
 
 
@@ -193,11 +199,12 @@ def cls(**o):
 @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, help="Folder for the merged model")
 @base_model_option(help="Default: the base model named in the adapter's manifest")
-def merge(adapter, out, base_model):
+@click.option("--force", is_flag=True, help="Replace what --out holds (another model, other files)")
+def merge(adapter, out, base_model, force):
     """Fold an adapter into the base model; write the merged model and its tokenizer."""
     from .train import merge as merge_adapter
 
-    err.print(f"merged model written to {merge_adapter(adapter, out, base_model)}")
+    err.print(f"merged model written to {merge_adapter(adapter, out, base_model, force)}")
 
 
 @hookimpl

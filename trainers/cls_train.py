@@ -18,8 +18,9 @@ from lorag_harness.api.types import pairs_hash
 from lorag_harness.backends import precision
 
 from .batching import balance
-from .common import (BALANCE, MODES, calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key,
+from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_training_pairs, config_key,
                      write_manifest)
+from .outputs import claim
 
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
 
@@ -42,6 +43,7 @@ class ClsConfig:
     precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
+    force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def check(self) -> None:
         precision.check(self.precision)
@@ -103,7 +105,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train cls")
-    out = check_out(cfg.out)
+    out = claim(cfg.out, "cls", config_key(cfg, pairs), cfg.force)
     used = precision.resolve(cfg.precision, "cpu")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -145,13 +147,15 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     # float32, as the grader scores by default (bf16 is for the training steps)
     probs = to_probability(cls_logits(core, encode_pairs(tok, sample, cfg.max_doc_tokens), tok.pad_token_id))
     cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     model.save_pretrained(str(out))  # lora: the adapter with the head (modules_to_save); else the whole model
     tok.save_pretrained(str(out))
     tail = losses[-max(1, len(losses) // 10):]
     manifest = {
         "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "lr": lr,
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "lr": lr,
                   "class_weights": weight.tolist() if weight is not None else None, "precision_used": used},
         "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,

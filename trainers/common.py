@@ -45,8 +45,8 @@ def check_positive(cfg, names) -> None:
 
 def config_key(cfg, pairs) -> str:
     """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
-    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k != "out"}, "data": pairs_hash(pairs)},
-                      sort_keys=True)
+    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")},
+                       "data": pairs_hash(pairs)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -63,21 +63,6 @@ def check_training_pairs(pairs: list[Pair], what: str) -> None:
     if len(pairs) < 2 or len(labels) < 2:
         raise LoragError(f"{what} needs training pairs of both classes (got {len(pairs)} pairs, "
                          f"labels {sorted(labels)}): raise --train-pairs or check the dataset")
-
-
-def check_out(out: str) -> Path:
-    """The output folder, writable, checked before training starts."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise LoragError(f"--out {out}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise LoragError(f"--out {out}: not writable ({e.strerror or e})") from None
-    return path
 
 
 def calibration_sample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:

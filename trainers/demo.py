@@ -81,7 +81,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
     from lorag_harness.evaluation.bench import stdout_console
-    from lorag_harness.evaluation.preflight import check_output
+    from lorag_harness.evaluation.preflight import check_output, check_replaceable
     from lorag_harness.errors import LoragError
     from lorag_harness.reports.files import write_report
     from lorag_harness.reports.terminal import print_report
@@ -106,6 +106,13 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     out = Path(out_dir)
     report = out / "report.json"
     check_output(str(report), option="--out-dir")
+    keep = "move it away, or choose another --out-dir"
+    check_replaceable(str(report), option="--out-dir", fix=keep)  # a report.json lorag did not write is kept
+    from .outputs import claim
+
+    for kind, sub in (("s1-adapter", "adapters/s1"), ("s2-adapter", "adapters/s2"), ("cross-encoder", "models/reranker"),
+                      ("cls", "models/cls")):  # another kind of model or other files: refused before work
+        claim(out / sub, kind, option="--out-dir", fix=keep)  # its own earlier models of that kind are retrained
     options = {"n_train": train_pairs, "n_eval": eval_pairs, "n_queries": rag_queries, "seed": seed,
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
@@ -116,7 +123,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
         values = prof[stage] | {"precision": precision} | ({"time_budget": s1_budget} if stage == "s1" else {})
         trained_with[stage] = values
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
-                          seed=seed, **values)
+                          seed=seed, force=True, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
             err.print(f"{stage}: {folder} is current, not retrained (--retrain to force)")
         else:
@@ -130,10 +137,10 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             manifest = adapter_manifest(folder)
             if manifest.get("weak"):  # S2 and the comparison would be built on an adapter that did not learn
                 stop_at_s1(None, manifest, str(folder))
-    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed,
+    trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, force=True,
                                           **prof.get("reranker", {}) | {"precision": precision}), train_reranker)]
     if "cls" in extras:
-        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed,
+        trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, force=True,
                                           **prof.get("cls", {}) | {"precision": precision}), train_cls))
     for what, cfg, fn in trainers:
         if not retrain and model_is_current(cfg, dataset.train_pairs):

@@ -22,8 +22,9 @@ from lorag_harness.errors import LoragError
 from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
-from .common import (LOSSES, calibration, calibration_sample, check_out, check_positive, check_training_pairs, config_key, err,
+from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
                      write_manifest)
+from .outputs import claim
 
 
 
@@ -46,6 +47,7 @@ class RerankConfig:
     precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
     seed: int = 13
+    force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def check(self) -> None:
         from lorag_harness.backends.precision import check as check_precision
@@ -142,7 +144,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     cfg.check()
     pairs = list(dataset.train_pairs)
     check_training_pairs(pairs, "lorag train reranker")
-    out = check_out(cfg.out)
+    out = claim(cfg.out, "cross-encoder", config_key(cfg, pairs), cfg.force)
     used = precision.resolve(cfg.precision, "cpu")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
@@ -186,6 +188,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         seconds = time.perf_counter() - start
     if cfg.lora:
         model[0].model = model[0].model.merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -204,7 +207,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "kind": "cross-encoder", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged encoder, new 1-logit head)",
         "data_hash": pairs_hash(pairs), "dataset": dataset.name,
-        "hyper": {**{k: v for k, v in asdict(cfg).items() if k != "out"}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
+        "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
                   "precision_used": used},
         "machine": precision.machine(used),
         "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "positives": n_pos,

@@ -60,6 +60,7 @@ class TrainConfig:
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
+    force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def __post_init__(self):
         if self.autocast is not None:
@@ -118,7 +119,7 @@ def prepare_model(cfg: TrainConfig):
 def config_key(cfg: TrainConfig, pairs) -> str:
     """What an adapter depends on: stage, data, hyper-parameters and the adapter it starts from."""
     parent = lm.adapter_manifest(cfg.init_adapter).get("key")
-    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter")}
+    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter", "force")}
     blob = json.dumps({"config": parts, "data": pairs_hash(pairs), "parent": parent,
                        "template": prompts.template_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -180,6 +181,9 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         raise LoragError(f"dataset {dataset.name!r} has no training pairs")
     require_both_labels(dataset.train_pairs, dataset.name, f"lorag train {cfg.stage}",
                         "a relevance adapter learns to tell the two apart; add pairs of the missing label")
+    from .outputs import claim
+
+    claim(cfg.out, f"{cfg.stage}-adapter", config_key(cfg, dataset.train_pairs), cfg.force)
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = tokenizer or lm.load_tokenizer(cfg.base_model)
@@ -317,6 +321,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     final_binary = sum(binary_losses[-10:]) / len(binary_losses[-10:]) if binary_losses else None
     prior = prior_entropy([e.label for e in examples]) if final_binary is not None else 0.0
     manifest = {
+        "kind": f"{cfg.stage}-adapter",
         "key": config_key(cfg, dataset.train_pairs),
         "stage": cfg.stage,
         "base_model": cfg.base_model or lm.DEFAULT_MODEL,
@@ -328,7 +333,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                   "objective": cfg.objective if cfg.stage == "s1" else "token",
                   "target": {"s1": "relevant value", "s2": "reason value through closing brace and EOS"}[cfg.stage],
                   "mean_loss_tokens": sum(len(e.loss_positions) for e in examples) / len(examples)},
-        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage", "autocast")}
+        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage", "autocast", "force")}
         | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap, "precision_used": used},
         "machine": precision.machine(used),
         "budget": None if budget_plan is None else {**budget_plan, **rate},
@@ -399,13 +404,21 @@ def save(model, tokenizer, manifest: dict, out: Path) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def merge(adapter: str, out: str, base_model: str | None = None) -> Path:
-    """Fold the adapter into the base weights; save the merged model with its tokenizer."""
+def merge(adapter: str, out: str, base_model: str | None = None, force: bool = False) -> Path:
+    """Fold the adapter into the base weights; save the merged model with its tokenizer (and a manifest)."""
+    from .outputs import claim
+
+    source = lm.adapter_manifest(adapter)
     if base_model is None:
-        base = lm.adapter_manifest(adapter).get("base_model")
+        base = source.get("base_model")
         base_model = None if base == lm.DEFAULT_MODEL else base
+    key = hashlib.sha256(json.dumps([source.get("key"), str(Path(adapter).resolve()), base_model]).encode()).hexdigest()[:16]
+    claim(out, "merged-model", key, force)  # before the model loads
     model = lm.load_model(base_model, adapter=adapter).merge_and_unload()
     Path(out).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     lm.load_tokenizer(adapter).save_pretrained(out)
+    (Path(out) / "manifest.json").write_text(json.dumps(
+        {"kind": "merged-model", "key": key, "adapter": str(adapter), "adapter_key": source.get("key"),
+         "base_model": base_model or lm.DEFAULT_MODEL}, indent=2))
     return Path(out)

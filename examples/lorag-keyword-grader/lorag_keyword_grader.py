@@ -1,7 +1,7 @@
 """Keyword-overlap grader: the example plug-in of the README and docs/plugins.md."""
 import re
 
-from lorag_harness import Grader, Judgment, hookimpl
+from lorag_harness import Grader, Judgment, LoragError, hookimpl
 
 
 class KeywordGrader(Grader):
@@ -19,6 +19,12 @@ class KeywordGrader(Grader):
         return out
 
 
+def make_keyword(arg, context):
+    if arg is not None and not arg.isdigit():
+        raise LoragError(f"grader keyword:{arg}: the argument is the minimum overlap, a whole number (keyword:2)")
+    return KeywordGrader(int(arg or 1))
+
+
 @hookimpl
 def register_graders(register):
-    register("keyword", lambda arg, context: KeywordGrader(int(arg or 1)), "Keyword overlap (example plug-in)")
+    register("keyword", make_keyword, "Keyword overlap (example plug-in)")

@@ -21,7 +21,8 @@ from lorag_harness.api import registry
 from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_option_values, precision_value, quant_value
 from lorag_harness.errors import DataError, LoragError
 from lorag_harness.batch.readers import PairFile, file_format, writable_parent
-from lorag_harness.batch.writers import open_output, read_manifest, remove_outputs, write_manifest
+from lorag_harness.batch.writers import (discard, holds_rows, move_aside, open_output, read_manifest, remove_outputs,
+                                         restore, write_manifest)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class GradeConfig:
     actors: int = 1
     num_gpus: float = 0.0
     cpus_per_actor: float = 1.0
+    ray_timeout: float = 30.0  # seconds to reach a Ray cluster at ray:ADDRESS
     grader_options: dict = field(default_factory=dict)
 
 
@@ -79,10 +81,14 @@ def check_config(cfg: GradeConfig) -> tuple[str, str | None]:
         raise LoragError("--actors, --num-gpus and --cpus-per-actor apply to --executor ray only")
     if cfg.actors < 1 or cfg.num_gpus < 0 or cfg.cpus_per_actor <= 0:
         raise LoragError("--actors must be >= 1, --num-gpus >= 0 and --cpus-per-actor > 0")
+    if not cfg.ray_timeout > 0:
+        raise LoragError(f"--ray-timeout must be > 0, not {cfg.ray_timeout}")
     if kind == "ray":
-        from lorag_harness.batch.ray_executor import require_ray
+        from lorag_harness.batch.ray_executor import check_address, require_ray
 
         require_ray()
+        if address:
+            check_address(address, cfg.ray_timeout)  # before any model loads
     return kind, address
 
 
@@ -99,6 +105,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     if out.resolve() == source.path.resolve():
         raise LoragError(f"--out {out}: is the input file")
     JudgmentCache(cfg.cache_path).close()  # a damaged or read-only cache stops here
+    source.check_rows()  # every row and id checked before the grader is built
     dataset = load_dataset(cfg.dataset, {}, pm) if cfg.dataset else None
     context = registry.GraderContext(base_model=cfg.base_model, embedder=cfg.embedder, dataset=dataset,
                                      batch_size=cfg.batch_size, max_doc_tokens=cfg.max_doc_tokens, quant=cfg.quant,
@@ -107,8 +114,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     fp = grader_fingerprint(grader)
     wanted = {"version": 1, "grader": cfg.grader, "fingerprint": fp, "reasons": cfg.reasons,
               "input": source.identity(), "format": fmt, "finished": False}
-    if cfg.force:
-        remove_outputs(out)
+    if cfg.force:  # the earlier output is replaced when the new one is complete (see run_grade)
         return source, grader, wanted
     old = read_manifest(out)
     if old is None:
@@ -143,9 +149,26 @@ def run_grade(cfg: GradeConfig, pm=None, console: Console | None = None) -> Grad
     if manifest is None:
         rows = read_manifest(out).get("rows", 0)
         return GradeSummary(str(out), rows, 0, rows, 0.0, complete_before=True)
-    total = source.count()
+    total = source.rows
     if total == 0:
         raise DataError(source.source, None, "no rows")
+    moved = move_aside(out) if cfg.force else []
+    fresh = read_manifest(out) is None
+    try:
+        summary = _grade(cfg, kind, address, source, grader, manifest, out, total, console)
+    except BaseException:
+        if moved:  # --force and the new run failed: the earlier output comes back
+            remove_outputs(out)
+            restore(moved)
+        elif fresh and not holds_rows(out):  # a run that wrote nothing leaves nothing (no stray manifest)
+            remove_outputs(out)
+        raise
+    discard(moved)
+    return summary
+
+
+def _grade(cfg: GradeConfig, kind, address, source: PairFile, grader, manifest: dict, out: Path, total: int,
+           console) -> GradeSummary:
     write_manifest(out, manifest)
     writer = open_output(out, manifest["format"], cfg.reasons, cfg.part_rows)
     done, last_id = writer.resume()
@@ -222,6 +245,8 @@ def grade_locally(source: PairFile, cursor, grader, cfg: GradeConfig, take) -> N
 @click.option("--actors", type=int, default=1, show_default=True, help="Ray: grader actors")
 @click.option("--num-gpus", type=float, default=0.0, show_default=True, help="Ray: GPUs per actor")
 @click.option("--cpus-per-actor", type=float, default=1.0, show_default=True, help="Ray: CPUs per actor")
+@click.option("--ray-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Ray: seconds to reach the cluster at ray:ADDRESS")
 def grade(**o):
     """Grade every pair of a file, streaming; a killed run resumes where it stopped."""
     cfg = GradeConfig(
@@ -231,7 +256,7 @@ def grade(**o):
         grader_options=grader_option_values(o),
         cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
         part_rows=o["part_rows"], force=o["force"], executor=o["executor"], actors=o["actors"],
-        num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"])
+        num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"], ray_timeout=o["ray_timeout"])
     from lorag_harness.plugins import pm
 
     s = run_grade(cfg, pm)

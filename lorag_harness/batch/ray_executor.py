@@ -130,6 +130,65 @@ def lorag_error_in(exc: BaseException) -> LoragError | None:
     return None
 
 
+def split_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of a Ray address (``HOST:PORT`` or ``ray://HOST:PORT``); None for ``auto``; else LoragError."""
+    if address == "auto":
+        return None
+    where = f"--executor ray:{address}"
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in rest:
+        raise LoragError(f"{where}: expected ray:HOST:PORT (the head node's GCS port, 6379 by default), "
+                         "ray:ray://HOST:PORT or ray:auto")
+    return host, int(port)
+
+
+def check_address(address: str, timeout: float) -> None:
+    """Something listens at a Ray address (a TCP connect within ``timeout`` s): before any model loads."""
+    import socket
+
+    found = split_address(address)
+    if found is None:  # auto: the cluster `ray start` recorded on this machine, or RAY_ADDRESS
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+
+            found = split_address(canonicalize_bootstrap_address_or_die("auto"))
+        except ImportError:  # a Ray without that helper: ray.init finds the cluster (bounded by --ray-timeout)
+            return
+        except (ConnectionError, ValueError, LoragError) as e:
+            raise LoragError(f"--executor ray:auto: no running Ray cluster found ({str(e).splitlines()[0]})") from None
+    try:
+        with socket.create_connection(found, timeout=timeout):
+            pass
+    except TimeoutError:
+        raise LoragError(f"--executor ray:{address}: no answer within {timeout:g} s (--ray-timeout)") from None
+    except OSError as e:
+        raise LoragError(f"--executor ray:{address}: cannot connect ({e.strerror or e}); is the Ray head node "
+                         "running there (`ray start --head`)?") from None
+
+
+def _init_within(ray, timeout: float, **kwargs) -> None:
+    """``ray.init`` that gives up after ``timeout`` s (joining an endpoint that is not a Ray head waits for ever)."""
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            ray.init(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["err"] = e
+
+    t = threading.Thread(target=run, name="lorag-ray-init", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise ConnectionError(f"no Ray cluster answered within {timeout:g} s (--ray-timeout)")
+    if "err" in box:
+        raise box["err"]
+
+
 def start_ray(address: str | None, cfg):
     """Join the cluster at ``address``, or start a local one; returns True if this call started Ray."""
     ray = require_ray()
@@ -140,7 +199,7 @@ def start_ray(address: str | None, cfg):
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         if address:
-            ray.init(address=address, **quiet)
+            _init_within(ray, getattr(cfg, "ray_timeout", 30.0), address=address, **quiet)
         else:  # a local cluster: enough logical CPUs for the actors and a read task beside them
             need = int(cfg.actors * cfg.cpus_per_actor + 0.999) + 1
             ray.init(num_cpus=max(os.cpu_count() or 1, need), num_gpus=None, **quiet)

@@ -120,6 +120,25 @@ class PairFile:
         with open(self.path, "rb") as fh:
             return sum(1 for line in fh if line.strip())
 
+    def check_rows(self) -> int:
+        """Read every row once before any work: a bad row stops here (file and number), and so does an
+        id used twice (explicit ids and the row numbers of rows without one share a namespace).
+        Returns the row count. Memory: one small hash per row."""
+        import hashlib
+
+        seen: dict[bytes, int] = {}
+        rows = 0
+        for chunk in self.read(self.start(), chunk_rows=4096):
+            for row in chunk:
+                rows += 1
+                key = hashlib.blake2b(row.id.encode("utf-8"), digest_size=12).digest()
+                first = seen.setdefault(key, row.number)
+                if first != row.number:
+                    raise DataError(self.source, row.number, f"id {row.id!r} is also the id of row {first} (ids must "
+                                    "be unique; a row without an id takes its row number as id)")
+        self.rows = rows
+        return rows
+
     def start(self):
         return (0, 1) if self.format == "jsonl" else 0
 

@@ -61,6 +61,33 @@ def remove_outputs(out: Path) -> None:
     shutil.rmtree(parts_dir(out), ignore_errors=True)
 
 
+def move_aside(out: Path) -> list[tuple[Path, Path]]:
+    """``--force``: the earlier output, manifest and part files, renamed and kept until the new run finishes."""
+    moved = []
+    for path in (out, manifest_path(out), parts_dir(out)):
+        if path.exists():
+            target = path.with_name(f"{path.name}.replaced-{os.getpid()}")
+            os.replace(path, target)
+            moved.append((path, target))
+    return moved
+
+
+def restore(moved: list[tuple[Path, Path]]) -> None:
+    for path, target in moved:
+        os.replace(target, path)
+
+
+def discard(moved: list[tuple[Path, Path]]) -> None:
+    for _, target in moved:
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+def holds_rows(out: Path) -> bool:
+    """Whether ``out`` (or its part files) holds any judgment yet."""
+    parts = parts_dir(out)
+    return (out.exists() and out.stat().st_size > 0) or (parts.is_dir() and any(parts.iterdir()))
+
+
 def record(row_id: str, judgment: Judgment, reasons: bool) -> dict:
     rec = {"id": row_id, "relevant": judgment.relevant, "score": judgment.score}
     if reasons:
@@ -86,7 +113,15 @@ class JsonlOut:
                 last = raw
         if good_end != self.out.stat().st_size:
             os.truncate(self.out, good_end)
-        return rows, (json.loads(last)["id"] if last else None)
+        if last is None:
+            return rows, None
+        try:
+            row = json.loads(last)
+            return rows, str(row["id"])
+        except (ValueError, TypeError, KeyError) as e:
+            problem = (f"invalid JSON ({e.msg})" if isinstance(e, json.JSONDecodeError) else
+                       "not UTF-8" if isinstance(e, UnicodeDecodeError) else "no 'id'")
+            raise LoragError(f"{self.out}:{rows}: not a judgment line ({problem}); pass --force to start over") from None
 
     def write(self, ids: list[str], judgments: list[Judgment]) -> None:
         if self._fh is None:

@@ -39,6 +39,7 @@ def bench_options(f):
                      help="Share of relevant pairs built from labelled documents (the Lightweight Relevance Grader paper: 0.123)"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),
+        click.option("--force", is_flag=True, help="Overwrite --out even if it is not a lorag report"),
         click.option("--allow-worse-than-random", is_flag=True,
                      help="rerank: exit 0 even when a grader ranks significantly below a random order (still reported)"),
     ])
@@ -84,7 +85,7 @@ def bench(**o):
     from lorag_harness.evaluation.bench import run_and_report
     from lorag_harness.plugins import pm
 
-    result = run_and_report(config_from(o), o["out"], o["fmt"], pm=pm, console=console, err=err)
+    result = run_and_report(config_from(o), o["out"], o["fmt"], pm=pm, console=console, err=err, force=o["force"])
     if result.alerts and not o["allow_worse_than_random"]:
         err.print(Text("error: ", style="bold red") + Text(f"{len(result.alerts)} result(s) worse than a random order "
                                                            "(above); exit 3 (--allow-worse-than-random: exit 0)"), soft_wrap=True)
@@ -115,12 +116,16 @@ def check(specs, dataset, train_pairs, no_reasons, nondeterministic, **o):
     for spec in specs:
         registry.lookup(registry.graders(pm), spec, "grader")
     for spec in specs:
-        problems = contract_problems(build_grader(spec, context, pm), reasons=not no_reasons,
-                                     deterministic=not nondeterministic)
+        try:
+            grader = build_grader(spec, context, pm)
+        except Exception as e:  # noqa: BLE001 - a factory that raises (or refuses) is a problem of the plug-in
+            problems = [str(e).removeprefix(f"grader {spec}: ")]
+        else:
+            problems = contract_problems(grader, reasons=not no_reasons, deterministic=not nondeterministic)
         for problem in problems:
-            console.print(f"{spec}: {problem}", soft_wrap=True, markup=False)
+            console.print(f"{spec}: {problem}", soft_wrap=True, markup=False, emoji=False)
         if not problems:
-            console.print(f"{spec}: ok")
+            console.print(f"{spec}: ok", markup=False, emoji=False)
         failed += bool(problems)
     if failed:
         sys.exit(1)

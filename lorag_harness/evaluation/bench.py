@@ -29,10 +29,12 @@ def check_format(out: str, fmt: str | None) -> None:
 
 
 def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, dataset=None, pm=None,
-                   console: Console | None = None, err: Console | None = None) -> BenchResult:
+                   console: Console | None = None, err: Console | None = None, force: bool = False) -> BenchResult:
     """Check ``out`` can be written, run, print the tables, write the report. If the run stopped on
     a failure, what finished is printed and written (marked partial) and the failure is raised again."""
-    from lorag_harness.evaluation.preflight import check_output
+    from rich.markup import escape
+
+    from lorag_harness.evaluation.preflight import check_output, check_replaceable
     from lorag_harness.reports.terminal import print_report
 
     if pm is None:
@@ -42,6 +44,8 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
     if out:
         check_output(out)  # before any work: a report that cannot be written is found now
         check_format(out, fmt)
+        if not force:
+            check_replaceable(out)  # a file lorag did not write is not overwritten
     start = time.perf_counter()
     failure = None
     try:
@@ -52,15 +56,15 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
     if finished:
         print_report(result, console)
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, emoji=False)
     for alert in result.alerts:
         from rich.text import Text
 
         console.print(Text(alert, style="bold red"), soft_wrap=True)
     if result.partial:
         p = result.partial
-        console.print(f"[bold red]PARTIAL RESULTS:[/] the run stopped at {p['grader']} · {p['task']} "
-                      f"({p['error']}); not measured: {', '.join(p['missing'])}", soft_wrap=True)
+        console.print(f"[bold red]PARTIAL RESULTS:[/] " + escape(f"the run stopped at {p['grader']} · {p['task']} "
+                      f"({p['error']}); not measured: {', '.join(p['missing'])}"), soft_wrap=True, emoji=False)
     console.print(f"[dim]{time.perf_counter() - start:.0f} s in all[/]")
     if out and not finished:
         console.print(f"nothing finished: {out} not written")

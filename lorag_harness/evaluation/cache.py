@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from lorag_harness.errors import LoragError
+from lorag_harness.errors import GraderError, LoragError
 from lorag_harness.api.types import Judgment
 from lorag_harness.paths import cache_dir
 
@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 )
 """
 DAMAGED = ("not a database", "malformed", "corrupt", "not a judgments cache")
+HEADER = b"SQLite format 3\0"
 
 
 def default_path() -> Path:
@@ -39,6 +40,7 @@ class CacheError(LoragError):
         option = "" if path == str(default_path()) else f" --cache {path}"
         fixes = {
             "damaged": f"`lorag cache clear{option}` moves it aside and starts a fresh cache, or move it away yourself",
+            "bad-row": f"`lorag cache clear{option}` removes the stored judgments",
             "read-only": "make the file and its folder writable",
             "foreign": "lorag leaves it alone",
             "unopenable": "check that its folder exists and is writable",
@@ -49,10 +51,26 @@ class CacheError(LoragError):
 def classify(e: sqlite3.Error, path: str | None = None) -> str:
     text = str(e).lower()
     if any(w in text for w in DAMAGED):
-        return "foreign" if path and _text_file(path) else "damaged"
+        return "foreign" if path and (_text_file(path) or not _ours(path)) else "damaged"
     if "readonly" in text or "read-only" in text:
         return "read-only"
     return "unopenable"
+
+
+def _ours(path: str) -> bool:
+    """An SQLite file (damaged inside), or the default cache file: what `cache clear` may move aside.
+    A file without the SQLite header passed as --cache (a parquet or CSV file) is someone else's."""
+    try:
+        if Path(path).resolve() == default_path().resolve():
+            return True
+        with open(path, "rb") as fh:
+            return fh.read(len(HEADER)) == HEADER
+    except OSError:
+        return False
+
+
+def foreign_problem(path: str) -> str:
+    return "a text file, not an SQLite database" if _text_file(path) else "not an SQLite database (no SQLite header)"
 
 
 def _text_file(path: str) -> bool:
@@ -82,7 +100,10 @@ class JudgmentCache:
         except sqlite3.Error as e:
             self.close()
             kind = classify(e, self.path)
-            raise CacheError(self.path, "a text file, not an SQLite database" if kind == "foreign" else str(e), kind) from None
+            raise CacheError(self.path, foreign_problem(self.path) if kind == "foreign" else str(e), kind) from None
+        except CacheError:
+            self.close()
+            raise
         except OSError as e:
             self.close()
             raise CacheError(self.path, e.strerror or str(e), "unopenable") from None
@@ -98,6 +119,7 @@ class JudgmentCache:
             db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
             self._db = db
             self._check_schema(create=False)
+            self._quick_check()
             return db
         if not memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +127,7 @@ class JudgmentCache:
         self._db = db
         self._check_schema(create=False)  # before anything is written: another program's file stays untouched
         if not memory:
+            self._quick_check()
             db.execute("PRAGMA journal_mode=WAL")
         self._check_schema(create=True)
         with db:  # a write that is rolled back: a read-only file fails here, before any work
@@ -128,6 +151,12 @@ class JudgmentCache:
             raise CacheError(self.path, f"not a judgments cache (table {TABLE} lacks {', '.join(sorted(COLUMNS - columns))})",
                              "damaged")
 
+    def _quick_check(self) -> None:
+        """``PRAGMA quick_check``: a file damaged in the middle opens fine, then fails (or misleads) later."""
+        row = self._db.execute("PRAGMA quick_check(1)").fetchone()
+        if row and row[0] != "ok":
+            raise CacheError(self.path, f"damaged (quick_check: {str(row[0]).splitlines()[0][:120]})", "damaged")
+
     def _has_table(self) -> bool:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone() is not None
 
@@ -148,10 +177,23 @@ class JudgmentCache:
                 q = (f"SELECT pair, judgment FROM {TABLE} WHERE grader = ? AND reasons IN ({','.join('?' * len(wanted))}) "
                      f"AND pair IN ({','.join('?' * len(chunk))}) ORDER BY reasons DESC")
                 for pair, blob in self._db.execute(q, (grader, *wanted, *chunk)):
-                    found[pair] = Judgment.from_dict(json.loads(blob))
+                    found[pair] = self._judgment(blob)
             return found
 
         return self._run(read)
+
+    def _judgment(self, blob) -> Judgment:
+        """A stored row as a Judgment; a row that is not one is blamed on the cache, with the fix."""
+        try:
+            d = json.loads(blob)
+            if not isinstance(d, dict):
+                raise ValueError(f"a JSON {type(d).__name__}, not an object")
+            judgment = Judgment.from_dict(d)
+            judgment.validate()
+        except (ValueError, TypeError, GraderError) as e:
+            raise CacheError(self.path, f"a stored judgment is not valid ({str(e).splitlines()[0][:120]})",
+                             "bad-row") from None
+        return judgment
 
     def put_many(self, grader: str, items: list[tuple[str, Judgment]], reasons: bool) -> None:
         rows = [(grader, pair, int(reasons), json.dumps(j.to_dict())) for pair, j in items]

@@ -59,10 +59,11 @@ def check_base_model(name: str | None, option: str = "--base-model") -> None:
         return
     folder = _local_folder(name, option)
     if folder is None:
-        return
-    if not (folder / "config.json").is_file():
-        raise LoragError(f"{option} {name}: not a model folder (no config.json)")
-    config = _read_json(folder / "config.json", option)
+        config = _read_json(_hub_config(name, option), option)
+    else:
+        if not (folder / "config.json").is_file():
+            raise LoragError(f"{option} {name}: not a model folder (no config.json)")
+        config = _read_json(folder / "config.json", option)
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     kind, archs = config.get("model_type"), config.get("architectures") or []
@@ -70,6 +71,22 @@ def check_base_model(name: str | None, option: str = "--base-model") -> None:
     if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (archs and not any(str(a).endswith(heads) for a in archs)):
         raise LoragError(f"{option} {name}: not a causal language model (model_type {kind!r}, "
                          f"architectures {config.get('architectures')})")
+
+
+def _hub_config(name: str, option: str) -> Path:
+    """The config.json of a hub model id: from the local Hugging Face cache, else fetched now (a few
+    kB), so that an id that cannot be loaded stops the run before any work."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return Path(cached)
+    try:
+        return Path(hf_hub_download(name, "config.json"))
+    except Exception as e:  # noqa: BLE001 - offline, unknown id, gated: one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LoragError(f"{option} {name}: no such folder, and not loadable from the Hugging Face hub "
+                         f"({type(e).__name__}: {first[:160]})") from None
 
 
 def check_embedder(name: str | None, option: str = "--embedder") -> None:
@@ -109,6 +126,31 @@ def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:
     if trained_on and str(trained_on) != str(wanted):
         raise LoragError(f"{where}: {folder} was trained on {trained_on}, not {wanted}: pass --base-model {trained_on}")
     return manifest
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` holds a report ``lorag bench`` wrote (JSON, markdown or HTML), or nothing."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        if not head.strip():
+            return True
+        if head.startswith(b"# lorag-harness report") or b"<title>lorag-harness" in head:
+            return True
+        if head.lstrip().startswith(b"{"):
+            value = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(value, dict) and {"dataset_fingerprint", "results", "graders"} <= value.keys()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return False
+
+
+def check_replaceable(out: str | Path, option: str = "--out", fix: str | None = None) -> None:
+    """Refuse to overwrite a file that is not a lorag report (pass --force to)."""
+    path = Path(out).expanduser()
+    if path.is_file() and not is_report(path):
+        raise LoragError(f"{option} {out}: exists and is not a lorag report; "
+                         + (fix or f"pass --force to overwrite it, or choose another {option}"))
 
 
 def check_output(out: str | Path, option: str = "--out") -> Path:

@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from lorag_harness.api import registry
 from lorag_harness.api.grader import grade_checked
 from lorag_harness.evaluation.cache import JudgmentCache
-from lorag_harness.errors import LoragError
+from lorag_harness.errors import GraderError, LoragError
 from lorag_harness.api.types import Dataset, Judgment, Pair
 from lorag_harness.api.task import TaskResult
 
@@ -86,16 +87,52 @@ class IncompleteRun(Exception):
         self.result, self.cause = result, cause
 
 
+class PluginFailure(RuntimeError):
+    """A plug-in's own code raised (a bug in the plug-in: exit 1); the message names the grader spec."""
+
+
 def grader_fingerprint(grader) -> str:
     """The grader's own fingerprint, or its class and name for plug-ins that define none."""
     if hasattr(grader, "fingerprint"):
-        return grader.fingerprint()
+        try:
+            return grader.fingerprint()
+        except LoragError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a plug-in bug, named
+            raise PluginFailure(f"grader {getattr(grader, 'name', None) or type(grader).__name__}: fingerprint() "
+                                f"raised {type(e).__name__}: {e}") from e
     return f"{type(grader).__module__}.{type(grader).__qualname__}:{grader.name}"
 
 
+class NoUsableJudgment(LoragError):
+    """A grader answered nothing usable (every judgment undecided): nothing can be measured."""
+
+
 def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
-    """``judge(pairs, reasons=False)``: cached judgments first, the rest in stored chunks."""
+    """``judge(pairs, reasons=False)``: cached judgments first, the rest in stored chunks.
+
+    ``judge.tally`` counts the judgments given (``given``), the undecided ones (``undecided``), the
+    ones the grader held back from the cache as failures (``failed``: requests that failed) and the
+    first of those. When a grader has given nothing but undecided judgments (a judge that answers
+    nothing: unreachable, every request an error), the judge raises :class:`NoUsableJudgment`."""
     fp = grader_fingerprint(grader)
+    tally = {"given": 0, "undecided": 0, "failed": 0, "first": None}
+    keep = getattr(grader, "cacheable", None) or (lambda j: True)
+
+    def count(made: list[Judgment]) -> None:
+        for j in made:
+            tally["given"] += 1
+            if j.relevant is not None:
+                continue
+            tally["undecided"] += 1
+            failed = not keep(j)
+            tally["failed"] += failed
+            if tally["first"] is None or (failed and tally["failed"] == 1):  # the first failed request first
+                text = (j.raw_text or "").strip()
+                tally["first"] = text.splitlines()[0][:200] if text else "no text"
+        if made and tally["undecided"] == tally["given"] and tally["given"] >= min(16, len(made)):
+            raise NoUsableJudgment(f"grader {grader.name}: no usable judgment in {tally['given']} pairs, every one "
+                                   f"undecided ({tally['first']})")
 
     def judge(pairs: list[Pair], reasons: bool = False) -> list[Judgment]:
         keys = [p.content_hash() for p in pairs]
@@ -111,12 +148,21 @@ def make_judge(grader, cache: JudgmentCache, chunk_size: int, advance=None):
             chunk = todo[i : i + size]
             made = grade_checked(grader, [p for _, p in chunk], reasons=reasons, advance=advance)
             # a grader may hold back transient failures (a request that failed) so a rerun retries them
-            keep = getattr(grader, "cacheable", None) or (lambda j: True)
             cache.put_many(fp, [(k, j) for (k, _), j in zip(chunk, made) if keep(j)], reasons)
             found.update((k, j) for (k, _), j in zip(chunk, made))
+            count(made)
         return [found[k] for k in keys]
 
+    judge.tally = tally
     return judge
+
+
+def failure_note(spec: str, task: str, tally: dict) -> str | None:
+    """The report note for a run where some of a grader's requests failed (None: none failed)."""
+    if not tally["failed"]:
+        return None
+    return (f"{spec} · {task}: {tally['failed']} of {tally['given']} requests failed and count as undecided "
+            f"(first: {tally['first']}); a rerun retries them")
 
 
 def load_dataset(spec: str, options: dict | None = None, pm=None) -> Dataset:
@@ -136,7 +182,15 @@ def build_task(name: str, options: dict, pm=None):
 
 def build_grader(spec: str, context: registry.GraderContext, pm=None):
     entry, arg = registry.lookup(registry.graders(pm), spec, "grader")
-    grader = entry.factory(arg, context)
+    try:
+        grader = entry.factory(arg, context)
+    except LoragError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a plug-in bug, named
+        raise PluginFailure(f"grader {spec}: its factory raised {type(e).__name__}: {e}") from e
+    if grader is None or not callable(getattr(grader, "grade", None)):
+        raise GraderError(f"grader {spec}: its factory returned {type(grader).__name__}, not a grader "
+                          "(an object with grade(pairs, *, reasons, advance))")
     if not getattr(grader, "name", None):
         grader.name = spec
     return grader
@@ -178,7 +232,15 @@ def check_names(config: BenchConfig, pm=None) -> None:
 
 
 def build_graders(config: BenchConfig, context: registry.GraderContext, pm=None) -> dict:
-    """Every grader, before any grading: a bad option or adapter fails here."""
+    """Every grader, before any grading: a bad option or adapter fails here. A factory's cheap
+    ``check(arg, context)`` (paths, configs), if it has one, runs for every grader before any is built
+    (building one may be slow: the embedding grader calibrates)."""
+    entries = registry.graders(pm)
+    for spec in config.graders:
+        entry, arg = registry.lookup(entries, spec, "grader")
+        check = getattr(entry.factory, "check", None)
+        if callable(check):
+            check(arg, context)
     return {spec: build_grader(spec, context, pm) for spec in config.graders}
 
 
@@ -200,10 +262,13 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
         context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
                                          config.max_doc_tokens, config.quant, dict(config.grader_options),
                                          config.precision)
-        graders = build_graders(config, context, pm)
-        notes += [f"{spec}: {n}" for spec, g in graders.items() for n in getattr(g, "notes", None) or ()]
-        for note in notes:
+        for note in notes:  # before the graders are built: a grader refusing the data follows its note
             console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        graders = build_graders(config, context, pm)
+        grader_notes = [f"{spec}: {n}" for spec, g in graders.items() for n in getattr(g, "notes", None) or ()]
+        for note in grader_notes:
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        notes += grader_notes
         return _grade_all(config, graders, tasks, dataset, cache, console, notes)
     finally:
         cache.close()
@@ -230,6 +295,9 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                 except (Exception, KeyboardInterrupt) as e:  # keep what finished
                     failure, where = e, (spec, task.name)
                     break
+                if note := failure_note(spec, task.name, judge.tally):
+                    notes.append(note)
+                    console.print("[yellow]note:[/] " + escape(note), soft_wrap=True, emoji=False)
                 timings[spec][task.name] = round(time.perf_counter() - start, 3)
                 progress.update(bar, completed=progress.tasks[bar].total)
                 check = getattr(task, "alerts", None)  # optional: results that must not pass silently

@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException
 from lorag_harness.api.grader import grade_checked
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Judgment, Pair
+from lorag_harness.serving.limits import DEFAULT_MAX_REQUEST_MB, BodyLimit, ClientGone, check_api_key, unless_disconnected
 
 log = logging.getLogger("lorag_harness.serving")
 
@@ -81,9 +82,19 @@ class MicroBatcher:
         self.batches = self.pairs = 0
 
     async def grade(self, pairs: list[Pair], reasons: bool) -> list[Judgment]:
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((pairs, reasons, future))
-        return await future
+        """Queued in pieces of at most ``max_pairs``: a cancelled request's pieces not yet graded are dropped."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for i in range(0, len(pairs), self.max_pairs):
+            futures.append(loop.create_future())
+            await self.queue.put((pairs[i : i + self.max_pairs], reasons, futures[-1]))
+        try:
+            parts = await asyncio.gather(*futures)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        return [j for part in parts for j in part]
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -142,11 +153,19 @@ def text_of(content) -> str:
     return ""
 
 
+def checked_pair(query: str, document: str, where: str = "") -> Pair:
+    """A pair with text in both fields (as bench and grade require)."""
+    for field, value in (("query", query), ("document", document)):
+        if not value.strip():
+            raise HTTPException(400, f"{where}{field} is empty")
+    return Pair(query, document, False)
+
+
 def pair_from_chat(req: ChatRequest) -> Pair:
     """The query and document of a chat request (see the module docstring for the formats)."""
     ext = req.lorag
     if ext and ext.query is not None and ext.document is not None:
-        return Pair(ext.query, ext.document, False)
+        return checked_pair(ext.query, ext.document, "lorag.")
     users = [m for m in req.messages if m.role == "user"]
     if not users:
         raise HTTPException(400, "no user message: send the pair as 'Document: ...\\nQuery: ...'")
@@ -157,10 +176,10 @@ def pair_from_chat(req: ChatRequest) -> Pair:
         except json.JSONDecodeError:
             obj = None
         if isinstance(obj, dict) and isinstance(obj.get("query"), str) and isinstance(obj.get("document"), str):
-            return Pair(obj["query"], obj["document"], False)
-    head, sep, query = text.rpartition("\nQuery: ")
-    if sep and head.startswith("Document: ") and query.strip():
-        return Pair(query, head[len("Document: "):], False)
+            return checked_pair(obj["query"], obj["document"])
+    head, sep, query = text.rpartition("\nQuery:")
+    if sep and (head.startswith("Document: ") or head == "Document:"):
+        return checked_pair(query.removeprefix(" "), head[len("Document: "):])
     raise HTTPException(400, "the last user message must read 'Document: <text>\\nQuery: <text>' or be a JSON object "
                              "with string fields 'query' and 'document' (or pass \"lorag\": {\"query\", \"document\"})")
 
@@ -212,8 +231,10 @@ def document_text(doc, index: int) -> str:
 
 
 def create_app(grader, model_name: str | None = None, api_key: str | None = None, max_batch: int = 32,
-               max_wait_ms: float = 5.0) -> FastAPI:
-    """An OpenAI-compatible app over ``grader``; ``api_key`` enables bearer-token checks."""
+               max_wait_ms: float = 5.0, max_request_mb: float = DEFAULT_MAX_REQUEST_MB) -> FastAPI:
+    """An OpenAI-compatible app over ``grader``; ``api_key`` enables bearer-token checks; a request
+    body above ``max_request_mb`` gets 413."""
+    check_api_key(api_key)
     name = model_name or grader.name
     batcher = MicroBatcher(grader, max_batch, max_wait_ms / 1000)
 
@@ -230,6 +251,7 @@ def create_app(grader, model_name: str | None = None, api_key: str | None = None
 
     app = FastAPI(title="lorag serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=int(max_request_mb * 2**20))
 
     def authorised(request: Request) -> None:
         if api_key is None:
@@ -255,6 +277,10 @@ def create_app(grader, model_name: str | None = None, api_key: str | None = None
         problems = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5])
         return error(400, f"invalid request: {problems}")
 
+    @app.exception_handler(ClientGone)
+    async def client_gone(request: Request, exc: ClientGone):  # nobody reads it: the work was dropped
+        return error(499, "client closed the request")
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):
         log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
@@ -270,7 +296,7 @@ def create_app(grader, model_name: str | None = None, api_key: str | None = None
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "lorag-harness"}]}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
-    async def chat(req: ChatRequest):
+    async def chat(req: ChatRequest, request: Request):
         check_model(req.model)
         if req.stream:
             raise HTTPException(400, "stream=true is not supported")
@@ -278,13 +304,18 @@ def create_app(grader, model_name: str | None = None, api_key: str | None = None
         budget = req.max_completion_tokens or req.max_tokens
         reasons = req.lorag.reasons if req.lorag and req.lorag.reasons is not None else \
             budget is None or budget >= REASON_MIN_TOKENS
-        [judgment] = await batcher.grade([pair], reasons)
+        [judgment] = await unless_disconnected(request, batcher.grade([pair], reasons))
         return chat_reply(judgment, reasons, name, req.logprobs, req.top_logprobs)
 
-    async def rerank(req: RerankRequest):
+    async def rerank(req: RerankRequest, request: Request):
         check_model(req.model)
         texts = [document_text(d, i) for i, d in enumerate(req.documents)]
-        judgments = await batcher.grade([Pair(req.query, t, False) for t in texts], False)
+        if not req.query.strip():
+            raise HTTPException(400, "query is empty")
+        if empty := [i for i, t in enumerate(texts) if not t.strip()]:
+            raise HTTPException(400, f"documents[{empty[0]}] is empty" + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""))
+        pairs = [Pair(req.query, t, False) for t in texts]
+        judgments = await unless_disconnected(request, batcher.grade(pairs, False))
         scores = [j.score if j.score is not None else None if j.relevant is None else float(j.relevant) for j in judgments]
         order = sorted(range(len(texts)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
         results = []

@@ -22,7 +22,7 @@ def build_app(spec: str, *, model_name: str | None = None, api_key: str | None =
               max_wait_ms: float = 5.0, dataset: str | None = "reuters-r8", dataset_options: dict | None = None,
               base_model: str | None = None, embedder: str | None = None, batch_size: int = 8,
               max_doc_tokens: int = 160, quant: str | None = None, options: dict | None = None, warm_up: bool = True,
-              precision: str = "auto"):
+              precision: str = "auto", max_request_mb: float | None = None):
     """Build the grader ``spec`` (``dataset`` gives calibrating graders their training pairs) and its app."""
     try:
         from lorag_harness.serving.app import create_app
@@ -39,7 +39,10 @@ def build_app(spec: str, *, model_name: str | None = None, api_key: str | None =
     grader = build_grader(spec, context)
     if warm_up:  # load the model now: a broken model fails here, not on the first request
         grader.grade([Pair("warm up", "warm up", False)], reasons=False, advance=None)
-    return create_app(grader, model_name or spec, api_key, max_batch, max_wait_ms)
+    from lorag_harness.serving.limits import DEFAULT_MAX_REQUEST_MB
+
+    return create_app(grader, model_name or spec, api_key, max_batch, max_wait_ms,
+                      max_request_mb or DEFAULT_MAX_REQUEST_MB)
 
 
 @contextlib.contextmanager
@@ -73,12 +76,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_port(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise LoragError(f"--host {host} --port {port}: {e.strerror or e}") from None
+def bind_port(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now and held until the server takes it: no other program can take the
+    port while the model loads, and ``--port 0`` gets its real number."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        s.bind((host, port))
+        s.listen(2048)
+    except OSError as e:
+        s.close()
+        raise LoragError(f"--host {host} --port {port}: {e.strerror or e}") from None
+    except OverflowError as e:
+        s.close()
+        raise LoragError(f"--host {host} --port {port}: {e}") from None
+    return s
 
 
 @click.command("serve")
@@ -96,22 +108,31 @@ def check_port(host: str, port: int) -> None:
 @click.option("--dataset", "-d", default="reuters-r8", show_default=True,
               help="Training pairs for graders that calibrate (embedding) and topics for s2-json")
 @click.option("--train-pairs", type=click.IntRange(2), default=400, show_default=True)
+@click.option("--max-request-mb", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+              help="Largest request body accepted (413 above it)")
 @grader_build_options
 def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms, dataset, train_pairs, base_model,
-                  embedder, batch_size, max_doc_tokens, quant, precision, **plugin_options):
+                  embedder, batch_size, max_doc_tokens, quant, precision, max_request_mb, **plugin_options):
     """Serve a grader over an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/rerank."""
-    if api_key is not None and not api_key.strip():
-        raise LoragError("--api-key is empty")
-    check_port(host, port)
-    if not is_loopback(host) and api_key is None:
-        click.echo(f"warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)
-    app = build_app(spec, model_name=model_name, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                    dataset=dataset, dataset_options={"n_train": train_pairs}, base_model=base_model,
-                    embedder=embedder, batch_size=batch_size, max_doc_tokens=max_doc_tokens,
-                    quant=quant_value(quant), options=grader_option_values(plugin_options),
-                    precision=precision_value({"quant": quant, "precision": precision}))
-    import uvicorn
+    from lorag_harness.serving.limits import check_api_key
 
-    click.echo(f"serving {model_name or spec} on http://{host}:{port}/v1" + (" (bearer token required)" if api_key else ""),
-               err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    check_api_key(api_key)
+    sock = bind_port(host, port)  # held from here on: the port cannot be taken while the model loads
+    try:
+        if not is_loopback(host) and api_key is None:
+            click.echo(f"warning: listening on {host} without --api-key: anyone who can reach it can use it", err=True)
+        app = build_app(spec, model_name=model_name, api_key=api_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                        dataset=dataset, dataset_options={"n_train": train_pairs}, base_model=base_model,
+                        embedder=embedder, batch_size=batch_size, max_doc_tokens=max_doc_tokens,
+                        quant=quant_value(quant), options=grader_option_values(plugin_options),
+                        precision=precision_value({"quant": quant, "precision": precision}),
+                        max_request_mb=max_request_mb)
+        import uvicorn
+
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"serving {model_name or spec} on http://{shown}:{bound}/v1"
+                   + (" (bearer token required)" if api_key else ""), err=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
