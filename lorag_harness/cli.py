@@ -94,6 +94,12 @@ def judge_config(o: dict) -> dict:
                               "judge_concurrency", "judge_timeout", "judge_retries", "judge_max_tokens") if k in o}
 
 
+def _first_stage_option(ctx, param, value):
+    if value is None or value in ("bm25", "dense") or (value.startswith("run:") and len(value) > 4):
+        return value
+    raise click.BadParameter(f"{value!r} is not bm25, dense or run:FILE", ctx, param)
+
+
 def bench_options(f):
     opts = [
         click.option("--graders", "-g", default="base,embedding", show_default=True, help="Comma-separated grader specs, e.g. base,s1:adapters/s1"),
@@ -112,8 +118,9 @@ def bench_options(f):
         click.option("--seed", type=int, default=13, show_default=True),
         click.option("--split", type=click.Choice(["train", "dev", "test"]), default=None,
                      help="beir:DIR: the qrels split to evaluate on [default: test]"),
-        click.option("--first-stage", type=click.Choice(["bm25", "dense"]), default=None,
-                     help="rerank, judge-agreement: the first-stage retriever [default: bm25]"),
+        click.option("--first-stage", default=None, callback=_first_stage_option,
+                     help="rerank, judge-agreement: the first-stage retriever, bm25 or dense [default: bm25]; "
+                          "rerank: also run:FILE, a TREC run file from any retriever"),
         click.option("--rerank-k", type=click.IntRange(min=1), default=None,
                      help="rerank: candidates per query from the first stage [default: 100]; judge-agreement: 20"),
         click.option("--rerank-queries", type=click.IntRange(min=1), default=None,
@@ -155,6 +162,8 @@ def config_from(o: dict):
         raise LoragError("--graders names no grader")
     if o["tasks"] is not None and not tasks:
         raise LoragError("--tasks names no task")
+    if (o["first_stage"] or "").startswith("run:") and "judge-agreement" in tasks:
+        raise LoragError(f"--first-stage {o['first_stage']}: a run file feeds the rerank task only, not judge-agreement")
     if o["split"] and not o["dataset"].startswith("beir:"):
         raise LoragError(f"--split applies to beir:DIR datasets only, not {o['dataset']!r}")
     return BenchConfig(
@@ -177,17 +186,22 @@ def config_from(o: dict):
     )
 
 
-def run_and_report(config, out: str | None, fmt: str | None, dataset=None):
+def run_and_report(config, out: str | None, fmt: str | None, dataset=None, save_runs: str | None = None):
     from .bench_run import run_and_report as run
 
-    return run(config, out, fmt, dataset=dataset, pm=pm, console=console, err=err)
+    return run(config, out, fmt, dataset=dataset, pm=pm, console=console, err=err, save_runs=save_runs)
 
 
 @cli.command()
 @bench_options
-def bench(**o):
+@click.option("--save-runs", type=click.Path(file_okay=False), default=None,
+              help="rerank: write the first stage's run, one TREC run file per grader and the evaluated qrels here")
+def bench(save_runs, **o):
     """Run graders × tasks on a dataset and print a comparison table."""
-    run_and_report(config_from(o), o["out"], o["fmt"])
+    config = config_from(o)
+    if save_runs and "rerank" not in config.tasks:
+        raise LoragError(f"--save-runs {save_runs}: only the rerank task makes runs: add -t rerank")
+    run_and_report(config, o["out"], o["fmt"], save_runs=save_runs)
 
 
 @cli.command()
