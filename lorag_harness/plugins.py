@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "lorag_harness.trainers.rerank_train",
     "lorag_harness.trainers.cls_train",
     "lorag_harness.serve",
+    "lorag_harness.report_command",
 )
 
 
