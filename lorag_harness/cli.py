@@ -127,6 +127,9 @@ def bench_options(f):
                      help="rerank, judge-agreement: evaluate only the first N judged queries [default: all]"),
         click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True,
                      help="Share of relevant pairs built from labelled documents (the Lightweight Relevance Grader paper: 0.123)"),
+        click.option("--calibrate", type=click.Choice(["isotonic", "platt"]), default=None,
+                     help="s1-relevance: map each grader's scores to P(relevant), fitted on the training pairs only "
+                          "(monotone increasing); adds brier_cal and ece_cal"),
         click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
                      help="Rows per generation batch (LM graders score true/false in batches of at least 32)"),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=160, show_default=True),
@@ -175,6 +178,7 @@ def config_from(o: dict):
                          "n_queries": o["rag_queries"], "seed": o["seed"],
                          "positive_rate": o["positive_rate"], "split": o["split"]},
         task_options={"*": {"embedder": o["embedder"]}, "s2-reasoning": {"limit": o["s2_pairs"]},
+                      "s1-relevance": {"calibrate": o["calibrate"]},
                       "rag-p5": {"k": o["rag_k"], "n_queries": o["rag_queries"]},
                       "rerank": {"k": o["rerank_k"], "first_stage": o["first_stage"], "n_queries": o["rerank_queries"]},
                       "judge-agreement": {"k": o["rerank_k"], "first_stage": o["first_stage"],

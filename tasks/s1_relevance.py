@@ -11,7 +11,7 @@ from scipy import stats as sps
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
-from lorag_harness.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
+from lorag_harness.stats import Metric, bootstrap, calibration_metrics, f1, mcnemar_exact, roc_auc, wilson
 
 
 def average_precision(y, scores, axis=-1):
@@ -83,8 +83,15 @@ class S1Relevance(EvalPairsTask):
 
     name = "s1-relevance"
 
-    def __init__(self, limit: int | None = None):
-        self.limit = limit
+    def __init__(self, limit: int | None = None, calibrate: str | None = None):
+        from lorag_harness.calibration import METHODS
+
+        if calibrate is not None and calibrate not in METHODS:
+            raise LoragError(f"task s1-relevance: calibrate must be isotonic or platt, not {calibrate!r}")
+        self.limit, self.calibrate = limit, calibrate
+
+    def size(self, dataset) -> int:
+        return len(self.pairs(dataset)) + (len(dataset.train_pairs) if self.calibrate else 0)
 
     def check(self, dataset) -> list[str]:
         labels = {p.label for p in self.pairs(dataset)}
@@ -92,6 +99,9 @@ class S1Relevance(EvalPairsTask):
             raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
         if len(labels) < 2:
             return [f"every evaluation pair is labelled {labels.pop()}: ROC-AUC and average precision are undefined"]
+        if self.calibrate and len({p.label for p in dataset.train_pairs}) < 2:
+            raise LoragError(f"task s1-relevance: --calibrate {self.calibrate} is fitted on training pairs of both labels; "
+                             f"dataset {dataset.name!r} has {len(dataset.train_pairs)} training pairs")
         return []
 
     def run(self, dataset, judge) -> TaskResult:
@@ -100,9 +110,28 @@ class S1Relevance(EvalPairsTask):
         metrics = relevance_metrics([p.label for p in pairs], [j.relevant for j in judgments], [j.score for j in judgments])
         correct = [j.relevant is not None and j.relevant == p.label for p, j in zip(pairs, judgments)]
         paired = {"correct": correct}
+        records = [pair_record(p, j) for p, j in zip(pairs, judgments)]
+        labels = [p.label for p in pairs]
         if all(j.score is not None for j in judgments):
-            paired.update(label=[p.label for p in pairs], score=[j.score for j in judgments])
-        return TaskResult(metrics, [pair_record(p, j) for p, j in zip(pairs, judgments)], paired)
+            scores = [j.score for j in judgments]
+            paired.update(label=labels, score=scores)
+            metrics |= calibration_metrics(labels, scores)  # None unless the scores are probabilities
+            if self.calibrate:  # fitted on the training pairs only, applied to the evaluation scores
+                from lorag_harness.calibration import fit
+
+                train = dataset.train_pairs
+                fitted = [j.score for j in judge(train)]
+                if any(s is None for s in fitted):
+                    raise LoragError(f"--calibrate {self.calibrate}: the grader gave no score for some training pairs")
+                cal = fit(self.calibrate, [p.label for p in train], fitted)
+                probs = cal(scores)
+                metrics |= calibration_metrics(labels, probs, suffix="_cal")
+                for rec, value in zip(records, probs):
+                    rec["calibrated"] = float(value)
+                records[0]["calibration"] = cal.info()
+        else:
+            metrics |= calibration_metrics([], [])
+        return TaskResult(metrics, records, paired)
 
     def compare(self, results):
         out = pairwise(results, "correct", mcnemar_exact)
@@ -125,6 +154,8 @@ class S1Relevance(EvalPairsTask):
         cms = {g: confusion_matrix(y[g], [bool(x["relevant"]) for x in r.records], labels=[False, True])
                for g, r in results.items()}
         curves = {g: (y[g], [x["score"] for x in r.records]) for g, r in results.items()}
+        curves |= {f"{g} ({r.records[0]['calibration']['method']})": (y[g], [x["calibrated"] for x in r.records])
+                   for g, r in results.items() if r.records and "calibration" in r.records[0]}
         return [("Confusion matrices", plots.confusion_matrices(cms)), ("Reliability", plots.reliability(curves))]
 
     @classmethod
