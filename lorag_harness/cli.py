@@ -117,7 +117,7 @@ def bench_options(f):
         click.option("--corpus-size", type=click.IntRange(min=1), default=300, show_default=True),
         click.option("--seed", type=int, default=13, show_default=True),
         click.option("--split", type=click.Choice(["train", "dev", "test"]), default=None,
-                     help="beir:DIR: the qrels split to evaluate on [default: test]"),
+                     help="beir:DIR, hf:NAME: the qrels split to evaluate on [default: test]"),
         click.option("--first-stage", default=None, callback=_first_stage_option,
                      help="rerank, judge-agreement: the first-stage retriever, bm25 or dense [default: bm25]; "
                           "rerank: also run:FILE, a TREC run file from any retriever"),
@@ -167,8 +167,10 @@ def config_from(o: dict):
         raise LoragError("--tasks names no task")
     if (o["first_stage"] or "").startswith("run:") and "judge-agreement" in tasks:
         raise LoragError(f"--first-stage {o['first_stage']}: a run file feeds the rerank task only, not judge-agreement")
-    if o["split"] and not o["dataset"].startswith("beir:"):
-        raise LoragError(f"--split applies to beir:DIR datasets only, not {o['dataset']!r}")
+    if o["split"] and o["dataset"].startswith("irds:"):
+        raise LoragError(f"--split: an irds: id names its split ({o['dataset']}/{o['split']}, e.g. irds:beir/scifact/test)")
+    if o["split"] and not o["dataset"].startswith(("beir:", "hf:")):
+        raise LoragError(f"--split applies to beir:DIR and hf:NAME datasets only, not {o['dataset']!r}")
     return BenchConfig(
         graders=graders,
         tasks=tasks or list(DEFAULT_TASKS),

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "lorag_harness.tasks.judge_agreement",
     "lorag_harness.data.builtin",
     "lorag_harness.data.beir",
+    "lorag_harness.data.collections",
     "lorag_harness.trainers.commands",
     "lorag_harness.grade",
     "lorag_harness.trainers.rerank_train",
