@@ -11,7 +11,7 @@ from pathlib import Path
 from .errors import LoragError
 from .results import TaskResult
 from .runner import BenchResult
-from .stats import Metric, mcnemar_exact, paired_randomization
+from .stats import Metric, delong, mcnemar_exact, paired_randomization
 
 BASELINE_TASK = "baseline"  # the task name a pytest baseline file is shown under
 NOT_PAIRED = {"label", "score", "query_ids", "y", "yhat"}  # per-unit data that are not a metric of their own
@@ -114,8 +114,6 @@ def paired_tests(a: TaskResult, b: TaskResult) -> dict[str, dict]:
         out[metric] = test | {"on": key, "n": len(va)}
     la, lb = _aligned(a, b, "label"), _aligned(a, b, "score")
     if la is not None and lb is not None and la[0] == la[1]:
-        from .tasks.s1_relevance import delong
-
         d = delong(la[0], lb[1], lb[0])
         out["roc_auc"] = d | {"effect": f"Δ {d['mean_diff']:+.3f} ({d['low']:+.2f}–{d['high']:+.2f})", "n": len(la[0])}
     return out

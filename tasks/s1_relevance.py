@@ -6,12 +6,11 @@ calibrated on training pairs or read from the model's manifest); nothing here is
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
 
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.results import EvalPairsTask, TaskResult, pair_record, pairwise
-from lorag_harness.stats import Metric, bootstrap, calibration_metrics, f1, mcnemar_exact, roc_auc, wilson
+from lorag_harness.stats import Metric, bootstrap, calibration_metrics, delong, f1, mcnemar_exact, roc_auc, wilson  # noqa: F401 - delong re-exported
 
 
 def average_precision(y, scores, axis=-1):
@@ -25,33 +24,6 @@ def average_precision(y, scores, axis=-1):
     flat_y, flat_s = y.reshape(-1, y.shape[-1]), scores.reshape(-1, y.shape[-1])
     out = [average_precision_score(a, b) if a.any() else np.nan for a, b in zip(flat_y, flat_s)]
     return np.asarray(out, float).reshape(y.shape[:-1])
-
-
-def delong(labels, a_scores, b_scores) -> dict:
-    """DeLong's test for two correlated ROC-AUCs on the same pairs (fast midrank form, Sun & Xu 2014):
-    AUC difference a - b, its 95% interval and two-sided p-value."""
-    y = np.asarray(labels, bool)
-    m, n = int(y.sum()), int((~y).sum())
-    out = {"test": "delong", "on": "roc_auc"}
-    if m < 2 or n < 2:
-        return {**out, "mean_diff": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
-    aucs, v10, v01 = [], [], []
-    for s in (np.asarray(a_scores, float), np.asarray(b_scores, float)):
-        pos, neg = s[y], s[~y]
-        tz = sps.rankdata(np.concatenate([pos, neg]))
-        tx, ty = sps.rankdata(pos), sps.rankdata(neg)
-        aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
-        v10.append((tz[:m] - tx) / n)  # per positive: share of negatives ranked below
-        v01.append(1.0 - (tz[m:] - ty) / m)  # per negative: share of positives ranked above
-    cov = np.cov(np.array(v10)) / m + np.cov(np.array(v01)) / n
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    diff = float(aucs[0] - aucs[1])
-    if var <= 1e-15:
-        return {**out, "mean_diff": diff, "low": diff, "high": diff, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0,
-                "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
-    se = var ** 0.5
-    return {**out, "mean_diff": diff, "low": diff - 1.96 * se, "high": diff + 1.96 * se,
-            "p_value": float(2 * sps.norm.sf(abs(diff) / se)), "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
 
 
 def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
