@@ -9,6 +9,7 @@ import numpy as np
 from lorag_harness.retrieval import random_order
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval import first_stage as retrieval
+from lorag_harness.retrieval import trec_runs
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Pair
 from lorag_harness.api.task import TaskResult, pairwise
@@ -40,7 +41,10 @@ class Rerank:
             raise LoragError(f"rerank: k must be >= 1, not {k}")
         if n_queries is not None and n_queries < 1:
             raise LoragError(f"rerank: n_queries must be >= 1, not {n_queries}")
-        retrieval.check_first_stage(first_stage)
+        # run:FILE, a TREC run from any retriever, is read (and its syntax checked) now
+        self._run = trec_runs.read_run(first_stage[len(trec_runs.PREFIX):]) if trec_runs.is_run(first_stage) else None
+        if self._run is None:
+            retrieval.check_first_stage(first_stage)
         self.k, self.first_stage, self.n_queries, self.embedder = k, first_stage, n_queries, embedder
         self._cands = None
 
@@ -52,8 +56,12 @@ class Rerank:
             raise LoragError(f"task rerank: dataset {dataset.name!r} has no retrieval corpus (use beir:DIR or jsonl:DIR)")
         if not self.queries(dataset):
             raise LoragError(f"task rerank: dataset {dataset.name!r} has no queries with judged-relevant documents")
+        if self._run is not None:  # unknown documents, missing queries, ties: notes naming the lines
+            return trec_runs.candidates(self._run, dataset, self.queries(dataset), self.k)[1]
 
     def size(self, dataset) -> int:
+        if self._run is not None:
+            return sum(len(c) for c in self.candidates(dataset)[0].values())
         return len(self.queries(dataset)) * min(self.k, len(dataset.corpus))
 
     def candidates(self, dataset) -> tuple[dict[str, list[str]], float]:
@@ -61,6 +69,11 @@ class Rerank:
         if self._cands is not None and self._cands[0] is dataset:
             return self._cands[1], self._cands[2]
         self.check(dataset)
+        if self._run is not None:
+            start = time.perf_counter()
+            cands = trec_runs.candidates(self._run, dataset, self.queries(dataset), self.k)[0]
+            self._cands = (dataset, cands, self._run.seconds + time.perf_counter() - start)
+            return cands, self._cands[2]
         index = retrieval.first_stage(self.first_stage, dataset, self.embedder)
         start = time.perf_counter()
         hits = retrieval.retrieve(self.first_stage, dataset, self.queries(dataset), self.k, self.embedder)
@@ -91,7 +104,9 @@ class Rerank:
         records = [{"query_id": q, "first_stage": self.first_stage, "k": self.k,
                     "ndcg@10": after["ndcg@10"][q], PREFIX + "ndcg@10": before["ndcg@10"][q],
                     "top10": reranked[q][:10], "top10_rels": [qrels[q].get(d, 0) for d in reranked[q][:10]],
-                    "first_stage_top10": cands[q][:10]} for q in order]
+                    "first_stage_top10": cands[q][:10],
+                    # full lists and qrels: --save-runs writes TREC runs from them
+                    "ranking": reranked[q], "first_stage_ranking": cands[q], "qrels": dict(qrels[q])} for q in order]
         paired = {PAIRED_ON: [after[PAIRED_ON][q] for q in order], PREFIX + PAIRED_ON: [before[PAIRED_ON][q] for q in order],
                   RANDOM: [random_order.expected_random_ndcg(qrels[q], cands[q]) for q in order], "query_ids": order}
         return TaskResult(metrics, records, paired)

@@ -6,11 +6,10 @@ calibrated on training pairs or read from the model's manifest); nothing here is
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
 
 from lorag_harness.errors import LoragError
 from lorag_harness.api.task import EvalPairsTask, TaskResult, pair_record, pairwise
-from lorag_harness.evaluation.stats import Metric, bootstrap, f1, mcnemar_exact, roc_auc, wilson
+from lorag_harness.evaluation.stats import Metric, bootstrap, calibration_metrics, delong, f1, mcnemar_exact, roc_auc, wilson  # noqa: F401 - delong re-exported
 
 
 def average_precision(y, scores, axis=-1):
@@ -24,33 +23,6 @@ def average_precision(y, scores, axis=-1):
     flat_y, flat_s = y.reshape(-1, y.shape[-1]), scores.reshape(-1, y.shape[-1])
     out = [average_precision_score(a, b) if a.any() else np.nan for a, b in zip(flat_y, flat_s)]
     return np.asarray(out, float).reshape(y.shape[:-1])
-
-
-def delong(labels, a_scores, b_scores) -> dict:
-    """DeLong's test for two correlated ROC-AUCs on the same pairs (fast midrank form, Sun & Xu 2014):
-    AUC difference a - b, its 95% interval and two-sided p-value."""
-    y = np.asarray(labels, bool)
-    m, n = int(y.sum()), int((~y).sum())
-    out = {"test": "delong", "on": "roc_auc"}
-    if m < 2 or n < 2:
-        return {**out, "mean_diff": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
-    aucs, v10, v01 = [], [], []
-    for s in (np.asarray(a_scores, float), np.asarray(b_scores, float)):
-        pos, neg = s[y], s[~y]
-        tz = sps.rankdata(np.concatenate([pos, neg]))
-        tx, ty = sps.rankdata(pos), sps.rankdata(neg)
-        aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
-        v10.append((tz[:m] - tx) / n)  # per positive: share of negatives ranked below
-        v01.append(1.0 - (tz[m:] - ty) / m)  # per negative: share of positives ranked above
-    cov = np.cov(np.array(v10)) / m + np.cov(np.array(v01)) / n
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    diff = float(aucs[0] - aucs[1])
-    if var <= 1e-15:
-        return {**out, "mean_diff": diff, "low": diff, "high": diff, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0,
-                "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
-    se = var ** 0.5
-    return {**out, "mean_diff": diff, "low": diff - 1.96 * se, "high": diff + 1.96 * se,
-            "p_value": float(2 * sps.norm.sf(abs(diff) / se)), "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
 
 
 def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:
@@ -82,8 +54,15 @@ class S1Relevance(EvalPairsTask):
 
     name = "s1-relevance"
 
-    def __init__(self, limit: int | None = None):
-        self.limit = limit
+    def __init__(self, limit: int | None = None, calibrate: str | None = None):
+        from lorag_harness.evaluation.calibration import METHODS
+
+        if calibrate is not None and calibrate not in METHODS:
+            raise LoragError(f"task s1-relevance: calibrate must be isotonic or platt, not {calibrate!r}")
+        self.limit, self.calibrate = limit, calibrate
+
+    def size(self, dataset) -> int:
+        return len(self.pairs(dataset)) + (len(dataset.train_pairs) if self.calibrate else 0)
 
     def check(self, dataset) -> list[str]:
         labels = {p.label for p in self.pairs(dataset)}
@@ -91,6 +70,9 @@ class S1Relevance(EvalPairsTask):
             raise LoragError(f"task s1-relevance: dataset {dataset.name!r} has no evaluation pairs")
         if len(labels) < 2:
             return [f"every evaluation pair is labelled {labels.pop()}: ROC-AUC and average precision are undefined"]
+        if self.calibrate and len({p.label for p in dataset.train_pairs}) < 2:
+            raise LoragError(f"task s1-relevance: --calibrate {self.calibrate} is fitted on training pairs of both labels; "
+                             f"dataset {dataset.name!r} has {len(dataset.train_pairs)} training pairs")
         return []
 
     def run(self, dataset, judge) -> TaskResult:
@@ -99,9 +81,28 @@ class S1Relevance(EvalPairsTask):
         metrics = relevance_metrics([p.label for p in pairs], [j.relevant for j in judgments], [j.score for j in judgments])
         correct = [j.relevant is not None and j.relevant == p.label for p, j in zip(pairs, judgments)]
         paired = {"correct": correct}
+        records = [pair_record(p, j) for p, j in zip(pairs, judgments)]
+        labels = [p.label for p in pairs]
         if all(j.score is not None for j in judgments):
-            paired.update(label=[p.label for p in pairs], score=[j.score for j in judgments])
-        return TaskResult(metrics, [pair_record(p, j) for p, j in zip(pairs, judgments)], paired)
+            scores = [j.score for j in judgments]
+            paired.update(label=labels, score=scores)
+            metrics |= calibration_metrics(labels, scores)  # None unless the scores are probabilities
+            if self.calibrate:  # fitted on the training pairs only, applied to the evaluation scores
+                from lorag_harness.evaluation.calibration import fit
+
+                train = dataset.train_pairs
+                fitted = [j.score for j in judge(train)]
+                if any(s is None for s in fitted):
+                    raise LoragError(f"--calibrate {self.calibrate}: the grader gave no score for some training pairs")
+                cal = fit(self.calibrate, [p.label for p in train], fitted)
+                probs = cal(scores)
+                metrics |= calibration_metrics(labels, probs, suffix="_cal")
+                for rec, value in zip(records, probs):
+                    rec["calibrated"] = float(value)
+                records[0]["calibration"] = cal.info()
+        else:
+            metrics |= calibration_metrics([], [])
+        return TaskResult(metrics, records, paired)
 
     def compare(self, results):
         out = pairwise(results, "correct", mcnemar_exact)
@@ -124,6 +125,8 @@ class S1Relevance(EvalPairsTask):
         cms = {g: confusion_matrix(y[g], [bool(x["relevant"]) for x in r.records], labels=[False, True])
                for g, r in results.items()}
         curves = {g: (y[g], [x["score"] for x in r.records]) for g, r in results.items()}
+        curves |= {f"{g} ({r.records[0]['calibration']['method']})": (y[g], [x["calibrated"] for x in r.records])
+                   for g, r in results.items() if r.records and "calibration" in r.records[0]}
         return [("Confusion matrices", plots.confusion_matrices(cms)), ("Reliability", plots.reliability(curves))]
 
     @classmethod

@@ -104,4 +104,4 @@ def test_cli_reranks_a_beir_folder(tmp_path):
 
 def test_split_on_a_dataset_without_splits_is_an_error():
     result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "s1-relevance", "--split", "dev"])
-    assert result.exit_code == 2 and "--split applies to beir:DIR datasets only" in result.output
+    assert result.exit_code == 2 and "--split applies to beir:DIR and hf:NAME datasets only" in result.output

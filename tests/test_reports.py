@@ -130,3 +130,18 @@ def test_a_task_without_report_hooks_gets_one_row_per_grader(result):
     r = BenchResult("d", "f", ["g"], ["third-party"], {"third-party": {"g": TaskResult({"m": Metric(0.5)})}}, {},
                     {"g": {"third-party": 1.0}})
     assert "| g | 0.500 | 1.0 |" in markdown(r)
+
+
+def test_best_marks_need_a_direction_a_single_winner_and_a_recall_earned_above_chance():
+    from lorag_harness.reports.common import Row, best
+    from lorag_harness.evaluation.stats import Metric
+
+    def row(label, precision, recall, acc):
+        return Row(label, {"precision": Metric(precision), "recall": Metric(recall), "accuracy": Metric(acc),
+                           "positive_rate": Metric(0.3, better=None), "parse_failures": Metric(0, better="lower")}, None)
+
+    rows = [row("always-yes", 0.3, 1.0, 0.3), row("good", 0.8, 0.7, 0.85), row("meh", 0.5, 0.6, 0.7)]
+    assert best(rows, "recall") is None  # won by precision == prevalence
+    assert best(rows, "positive_rate") is None and best(rows, "parse_failures") is None  # no direction; a tie
+    assert best(rows, "accuracy") == "good" and best(rows, "precision") == "good"
+    assert best(rows[1:], "recall") == "good"  # earned: precision above the prevalence

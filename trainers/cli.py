@@ -197,14 +197,37 @@ def cls(**o):
 
 @click.command()
 @click.argument("adapter", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, help="Folder for the merged model")
+@click.option("--out", default=None, help="Folder for the merged model")
 @base_model_option(help="Default: the base model named in the adapter's manifest")
 @click.option("--force", is_flag=True, help="Replace what --out holds (another model, other files)")
-def merge(adapter, out, base_model, force):
-    """Fold an adapter into the base model; write the merged model and its tokenizer."""
+@click.option("--gguf", "gguf_out", default=None, type=click.Path(dir_okay=False),
+              help="Also write the merged LM as GGUF (llama.cpp, Ollama), with a Modelfile and the answer's JSON schema")
+@click.option("--quant", type=click.Choice(["f16", "q8_0"]), default="f16", show_default=True, help="With --gguf")
+def merge(adapter, out, base_model, force, gguf_out, quant):
+    """Fold an adapter into the base model; write the merged model and its tokenizer (--out) and/or a
+    GGUF file (--gguf)."""
+    from lorag_harness.evaluation.preflight import check_output
+
     from .train import merge as merge_adapter
 
-    err.print(f"merged model written to {merge_adapter(adapter, out, base_model, force)}")
+    if not out and not gguf_out:
+        raise LoragError("lorag merge: pass --out DIR (an HF model folder) and/or --gguf FILE.gguf")
+    if gguf_out:
+        if not gguf_out.endswith(".gguf"):
+            raise LoragError(f"--gguf {gguf_out}: name the file .gguf")
+        check_output(gguf_out, "--gguf")
+    model = None
+    if out:
+        err.print(f"merged model written to {merge_adapter(adapter, out, base_model, force)}")
+    if gguf_out:
+        from lorag_harness.backends import lm
+        from lorag_harness.backends.gguf_export import export_adapter
+
+        if out:
+            model = lm.load_model(out)
+        info = export_adapter(adapter, gguf_out, quant, base_model, model=model)
+        err.print(f"GGUF ({quant}) written to {info['gguf']}; Ollama: {info['modelfile']} "
+                  f"(ollama create NAME -f {info['modelfile']}), answer schema {info['schema']}")
 
 
 @hookimpl

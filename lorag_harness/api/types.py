@@ -37,6 +37,12 @@ class Metric:
         better = d["better"] if "better" in d else ("lower" if name in LEGACY_LOWER_IS_BETTER else "higher")
         return cls(d.get("value"), d.get("low"), d.get("high"), d.get("n"), better)
 
+    def directed(self, better: str | None) -> "Metric":
+        """This metric with direction ``better``."""
+        from dataclasses import replace
+
+        return replace(self, better=better)
+
     def plain(self) -> str:
         from rich.text import Text
 

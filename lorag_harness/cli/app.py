@@ -23,6 +23,8 @@ CORE_COMMANDS = {
     "bench": ("lorag_harness.cli.bench:bench", "Run graders × tasks on a dataset and print a comparison table."),
     "check": ("lorag_harness.cli.bench:check", "Check grader plug-ins against the grader contract (a plug-in author's checker)."),
     "cache": ("lorag_harness.cli.cache:cache", "The judgment cache."),
+    "report": ("lorag_harness.cli.report:report",
+               "Re-render RESULTS.json (lorag bench --out x.json) as HTML, markdown or tables; or --compare A B."),
     "plugins": ("lorag_harness.cli.plugins:plugins", "List graders, tasks and datasets, and the plugin that registered each."),
     "grade": ("lorag_harness.batch.command:grade", "Grade every pair of a file, streaming; a killed run resumes where it stopped."),
     "serve": ("lorag_harness.serving.command:serve_command",

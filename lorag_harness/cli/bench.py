@@ -12,6 +12,12 @@ from lorag_harness.cli.options import (apply, cache_options, dataset_option, giv
 from lorag_harness.errors import LoragError
 
 
+def _first_stage_option(ctx, param, value):
+    if value is None or value in ("bm25", "dense") or (value.startswith("run:") and len(value) > 4):
+        return value
+    raise click.BadParameter(f"{value!r} is not bm25, dense or run:FILE", ctx, param)
+
+
 def bench_options(f):
     f = grader_build_options(cache_options(f))
     return apply(f, [
@@ -28,9 +34,13 @@ def bench_options(f):
         click.option("--corpus-size", type=click.IntRange(min=1), default=300, show_default=True),
         seed_option(),
         click.option("--split", type=click.Choice(["train", "dev", "test"]), default=None,
-                     help="beir:DIR: the qrels split to evaluate on [default: test]"),
-        click.option("--first-stage", type=click.Choice(["bm25", "dense"]), default=None,
-                     help="rerank, judge-agreement: the first-stage retriever [default: bm25]"),
+                     help="beir:DIR, hf:NAME: the qrels split to evaluate on [default: test]"),
+        click.option("--first-stage", default=None, callback=_first_stage_option,
+                     help="rerank, judge-agreement: the first-stage retriever, bm25 or dense [default: bm25]; "
+                          "rerank: also run:FILE, a TREC run file from any retriever"),
+        click.option("--calibrate", type=click.Choice(["isotonic", "platt"]), default=None,
+                     help="s1-relevance: map each grader's scores to P(relevant), fitted on the training pairs only "
+                          "(monotone increasing); adds brier_cal and ece_cal"),
         click.option("--rerank-k", type=click.IntRange(min=1), default=None,
                      help="rerank: candidates per query from the first stage [default: 100]; judge-agreement: 20"),
         click.option("--rerank-queries", type=click.IntRange(min=1), default=None,
@@ -55,8 +65,12 @@ def config_from(o: dict):
         raise LoragError("--graders names no grader")
     if o["tasks"] is not None and not tasks:
         raise LoragError("--tasks names no task")
-    if o["split"] and not o["dataset"].startswith("beir:"):
-        raise LoragError(f"--split applies to beir:DIR datasets only, not {o['dataset']!r}")
+    if (o["first_stage"] or "").startswith("run:") and "judge-agreement" in tasks:
+        raise LoragError(f"--first-stage {o['first_stage']}: a run file feeds the rerank task only, not judge-agreement")
+    if o["split"] and o["dataset"].startswith("irds:"):
+        raise LoragError(f"--split: an irds: id names its split ({o['dataset']}/{o['split']}, e.g. irds:beir/scifact/test)")
+    if o["split"] and not o["dataset"].startswith(("beir:", "hf:")):
+        raise LoragError(f"--split applies to beir:DIR and hf:NAME datasets only, not {o['dataset']!r}")
     return BenchConfig(
         graders=graders,
         tasks=tasks or list(DEFAULT_TASKS),
@@ -66,6 +80,7 @@ def config_from(o: dict):
                          "n_queries": o["rag_queries"], "seed": o["seed"],
                          "positive_rate": o["positive_rate"], "split": o["split"]},
         task_options={"*": {"embedder": o["embedder"]}, "s2-reasoning": {"limit": o["s2_pairs"]},
+                      "s1-relevance": {"calibrate": o["calibrate"]},
                       "rag-p5": {"k": o["rag_k"], "n_queries": o["rag_queries"]},
                       "rerank": {"k": o["rerank_k"], "first_stage": o["first_stage"], "n_queries": o["rerank_queries"]},
                       "judge-agreement": {"k": o["rerank_k"], "first_stage": o["first_stage"],
@@ -79,13 +94,19 @@ def config_from(o: dict):
 
 @click.command()
 @bench_options
-def bench(**o):
+@click.option("--save-runs", type=click.Path(file_okay=False), default=None,
+              help="rerank: write the first stage's run, one TREC run file per grader and the evaluated qrels here")
+def bench(save_runs, **o):
     """Run graders × tasks on a dataset and print a comparison table."""
     from lorag_harness.cli.output import console, err
     from lorag_harness.evaluation.bench import run_and_report
     from lorag_harness.plugins import pm
 
-    result = run_and_report(config_from(o), o["out"], o["fmt"], pm=pm, console=console, err=err, force=o["force"])
+    config = config_from(o)
+    if save_runs and "rerank" not in config.tasks:
+        raise LoragError(f"--save-runs {save_runs}: only the rerank task makes runs: add -t rerank")
+    result = run_and_report(config, o["out"], o["fmt"], pm=pm, console=console, err=err, force=o["force"],
+                            save_runs=save_runs)
     if result.alerts and not o["allow_worse_than_random"]:
         err.print(Text("error: ", style="bold red") + Text(f"{len(result.alerts)} result(s) worse than a random order "
                                                            "(above); exit 3 (--allow-worse-than-random: exit 0)"), soft_wrap=True)

@@ -86,17 +86,23 @@ def _unique_id(obj: dict, path: Path, line: int, seen: dict) -> str:
     return value
 
 
-def read_corpus(path: str | Path) -> list[Doc]:
-    """Documents, read line by line; the text a grader sees is the title, a newline, the text."""
+def read_corpus(path: str | Path, empty: dict[str, int] | None = None) -> list[Doc]:
+    """Documents, read line by line; the text a grader sees is the title, a newline, the text.
+
+    A document with neither title nor text is an error, or, given ``empty``, skipped and recorded
+    there (doc id -> line): real collections hold a few."""
     path, docs, seen = Path(path), [], {}
     for line, obj in _objects(path):
         doc_id = _unique_id(obj, path, line, seen)
         title, text = _text(obj, "title", path, line), _text(obj, "text", path, line)
         if not text and not title:
-            raise DataError(str(path), line, "document has neither 'title' nor 'text'")
+            if empty is None:
+                raise DataError(str(path), line, "document has neither 'title' nor 'text'")
+            empty[doc_id] = line
+            continue
         docs.append(Doc(doc_id, f"{title}\n{text}" if title and text else (text or title), ""))
     if not docs:
-        raise DataError(str(path), None, "empty file")
+        raise DataError(str(path), None, "no document has a title or text" if empty else "empty file")
     return docs
 
 
@@ -140,6 +146,21 @@ def read_qrels(path: str | Path, doc_ids: set[str], query_ids: set[str]) -> dict
     if not qrels:
         raise DataError(str(path), None, "no judgments")
     return qrels
+
+
+def _without(qrels: dict, empty: dict, dropped: list) -> dict:
+    """Qrels without the skipped empty documents (their count appended to ``dropped``) and without
+    the queries left with no judgment."""
+    if not empty:
+        return qrels
+    out, n = {}, 0
+    for q, docs in qrels.items():
+        kept = {d: g for d, g in docs.items() if d not in empty}
+        n += len(docs) - len(kept)
+        if kept:
+            out[q] = kept
+    dropped.append(n)
+    return out
 
 
 def _int(text: str) -> int | None:
@@ -198,13 +219,15 @@ def load_beir(arg, options):
     seed = int(options.get("seed", 13))
     fraction = float(options.get("train_fraction", 0.2))
 
-    corpus = read_corpus(root / "corpus.jsonl")
+    empty: dict[str, int] = {}
+    corpus = read_corpus(root / "corpus.jsonl", empty)
     queries = read_queries(root / "queries.jsonl")
     doc_ids, query_ids = {d.doc_id for d in corpus}, {q.query_id for q in queries}
-    qrels = read_qrels(qrels_file, doc_ids, query_ids)
+    dropped: list[int] = []
+    qrels = _without(read_qrels(qrels_file, doc_ids | set(empty), query_ids), empty, dropped)
     train_file = root / "qrels" / "train.tsv"
     if split != "train" and train_file.is_file():
-        train_qrels = read_qrels(train_file, doc_ids, query_ids)
+        train_qrels = _without(read_qrels(train_file, doc_ids | set(empty), query_ids), empty, dropped)
         train_qrels = {q: d for q, d in train_qrels.items() if q not in qrels}  # never a query in both
         source = "qrels/train.tsv"
     else:
@@ -215,6 +238,11 @@ def load_beir(arg, options):
 
     ds = BeirDataset(f"{root.name}/{split}", [], [], corpus=corpus, queries=queries, qrels=qrels, split=split,
                      train_qrels=train_qrels, train_source=source, directory=str(root))
+    if empty:
+        lines = sorted(empty.values())
+        ds.notes.append(f"{root / 'corpus.jsonl'}: {len(empty)} documents with neither title nor text skipped (line"
+                        f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines[:5]))}{', …' if len(lines) > 5 else ''})"
+                        + (f"; their {sum(dropped)} judgments left out" if sum(dropped) else ""))
     by_id = {d.doc_id: d for d in corpus}
     rng = random.Random(seed)
     train = make_pairs(ds, train_qrels, by_id, "train:")

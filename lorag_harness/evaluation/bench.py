@@ -29,7 +29,8 @@ def check_format(out: str, fmt: str | None) -> None:
 
 
 def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, dataset=None, pm=None,
-                   console: Console | None = None, err: Console | None = None, force: bool = False) -> BenchResult:
+                   console: Console | None = None, err: Console | None = None, force: bool = False,
+                   save_runs: str | None = None) -> BenchResult:
     """Check ``out`` can be written, run, print the tables, write the report. If the run stopped on
     a failure, what finished is printed and written (marked partial) and the failure is raised again."""
     from rich.markup import escape
@@ -46,6 +47,10 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
         check_format(out, fmt)
         if not force:
             check_replaceable(out)  # a file lorag did not write is not overwritten
+    if save_runs:
+        from lorag_harness.retrieval.trec_runs import check_folder
+
+        check_folder(save_runs)
     start = time.perf_counter()
     failure = None
     try:
@@ -73,6 +78,11 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
 
         path = write_report(result, Path(out), fmt)
         console.print(f"{'partial ' if result.partial else ''}report written to {path}")
+    if save_runs and result.results.get("rerank"):
+        from lorag_harness.retrieval.trec_runs import save_runs as write_runs
+
+        written = write_runs(result, save_runs)
+        console.print(f"runs written to {save_runs}: first-stage.trec, {', '.join(written['graders'].values())}, qrels.txt")
     if failure is not None:
         raise failure
     return result

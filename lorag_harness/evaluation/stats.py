@@ -90,3 +90,75 @@ def paired_randomization(x, y, n_resamples: int = 10000, seed: int = 0) -> dict:
                                  vectorized=True, n_resamples=n_resamples, alternative="two-sided",
                                  rng=np.random.default_rng(seed))
     return out | {"p_value": float(res.pvalue)}
+
+
+def brier(y, p, axis=-1):
+    """Brier score, the mean squared difference between P(relevant) and the 0/1 label (scikit-learn's
+    ``brier_score_loss`` on one sample; the same sum vectorised along ``axis`` for bootstrap resamples)."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    if y.ndim == 1:
+        from sklearn.metrics import brier_score_loss
+
+        return float(brier_score_loss(y.astype(int), p, pos_label=1))
+    return np.mean((p - y) ** 2, axis=axis)
+
+
+ECE_BINS = 10
+
+
+def ece(y, p, axis=-1, n_bins: int = ECE_BINS, strategy: str = "uniform"):
+    """Expected calibration error: sum over bins of (share of pairs in the bin) × |fraction relevant −
+    mean P(relevant)|. ``uniform``: ``n_bins`` equal-width bins on [0, 1] (1.0 in the last); ``quantile``:
+    equal-mass bins (edges at the quantiles of ``p``; ties may leave bins unequal). Along the last axis."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    if y.ndim > 1:
+        flat_y, flat_p = y.reshape(-1, y.shape[-1]), p.reshape(-1, p.shape[-1])
+        return np.asarray([ece(a, b, n_bins=n_bins, strategy=strategy) for a, b in zip(flat_y, flat_p)]).reshape(y.shape[:-1])
+    if len(y) == 0:
+        return float("nan")
+    if strategy == "uniform":
+        idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    elif strategy == "quantile":
+        edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+        idx = np.searchsorted(edges[1:-1], p, side="right")
+    else:
+        raise ValueError(f"ece strategy must be 'uniform' or 'quantile', not {strategy!r}")
+    gap = np.bincount(idx, weights=y, minlength=n_bins) - np.bincount(idx, weights=p, minlength=n_bins)
+    return float(np.abs(gap).sum() / len(y))
+
+
+def calibration_metrics(y, p, suffix: str = "") -> dict[str, Metric]:
+    """Brier score and ECE (10 equal-width bins) of probabilities ``p``, with bootstrap intervals;
+    lower is better. Undefined (None) when ``p`` is not in [0, 1] or a label is missing."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    if len(y) == 0 or not np.all((p >= 0) & (p <= 1)) or len(np.unique(y)) < 2:
+        return {f"brier{suffix}": Metric(None, better="lower"), f"ece{suffix}": Metric(None, better="lower")}
+    return {f"brier{suffix}": bootstrap(brier, y, p).directed("lower"),
+            f"ece{suffix}": bootstrap(ece, y, p, n_resamples=500).directed("lower")}
+
+
+def delong(labels, a_scores, b_scores) -> dict:
+    """DeLong's test for two correlated ROC-AUCs on the same pairs (fast midrank form, Sun & Xu 2014):
+    AUC difference a - b, its 95% interval and two-sided p-value."""
+    y = np.asarray(labels, bool)
+    m, n = int(y.sum()), int((~y).sum())
+    out = {"test": "delong", "on": "roc_auc"}
+    if m < 2 or n < 2:
+        return {**out, "mean_diff": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    aucs, v10, v01 = [], [], []
+    for s in (np.asarray(a_scores, float), np.asarray(b_scores, float)):
+        pos, neg = s[y], s[~y]
+        tz = stats.rankdata(np.concatenate([pos, neg]))
+        tx, ty = stats.rankdata(pos), stats.rankdata(neg)
+        aucs.append((tz[:m].sum() - m * (m + 1) / 2) / (m * n))
+        v10.append((tz[:m] - tx) / n)  # per positive: share of negatives ranked below
+        v01.append(1.0 - (tz[m:] - ty) / m)  # per negative: share of positives ranked above
+    cov = np.cov(np.array(v10)) / m + np.cov(np.array(v01)) / n
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    diff = float(aucs[0] - aucs[1])
+    if var <= 1e-15:
+        return {**out, "mean_diff": diff, "low": diff, "high": diff, "p_value": 1.0 if abs(diff) < 1e-12 else 0.0,
+                "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}
+    se = var ** 0.5
+    return {**out, "mean_diff": diff, "low": diff - 1.96 * se, "high": diff + 1.96 * se,
+            "p_value": float(2 * stats.norm.sf(abs(diff) / se)), "auc_a": float(aucs[0]), "auc_b": float(aucs[1])}

@@ -56,7 +56,9 @@ def columns(table_rows: list[Row]) -> list[str]:
 
 
 def best(table_rows: list[Row], metric: str) -> str | None:
-    """Label of the best row for ``metric`` by its direction (None: no direction, or fewer than two values)."""
+    """Label of the best row for ``metric`` by its direction. None: no direction, fewer than two
+    values, a tie for the best value, or a recall won by a grader whose precision is no better than
+    the prevalence (one that says "relevant" to everything has recall 1.000 for free)."""
     scored = {r.label: r.metrics[metric] for r in table_rows if metric in r.metrics and r.metrics[metric].value is not None}
     if len(scored) < 2:
         return None
@@ -64,7 +66,20 @@ def best(table_rows: list[Row], metric: str) -> str | None:
     if direction is None:
         return None
     pick = min if direction == "lower" else max
-    return pick(scored, key=lambda k: scored[k].value)
+    winner = pick(scored, key=lambda k: scored[k].value)
+    if sum(1 for m in scored.values() if m.value == scored[winner].value) > 1:
+        return None
+    if metric.startswith("recall") and _no_better_than_yes(next(r for r in table_rows if r.label == winner)):
+        return None
+    return winner
+
+
+def _no_better_than_yes(row: Row) -> bool:
+    """Precision at or below the share of relevant pairs: what saying "relevant" to every pair gets."""
+    precision, rate = row.metrics.get("precision"), row.metrics.get("positive_rate")
+    if precision is None or rate is None or precision.value is None or rate.value is None:
+        return False
+    return precision.value <= rate.value + 1e-12
 
 
 def effect(c: dict) -> str:

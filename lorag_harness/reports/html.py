@@ -10,8 +10,15 @@ from lorag_harness.reports.common import VALUES_NOTE, best, charts, columns, eff
 from lorag_harness.evaluation.runner import BenchResult
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-.ci{color:#888;font-size:85%}.best{font-weight:bold;color:#1a7f37}img{max-width:100%;margin:0.5em 0}.doc{text-align:left;max-width:40em}"""
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}table{font-size:92%}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.ci{color:#888;font-size:78%;display:block;white-space:nowrap}.best{font-weight:bold;color:#1a7f37}img{max-width:100%;margin:0.5em 0}
+.doc{text-align:left;max-width:40em;overflow-wrap:anywhere}table{max-width:100%}td:first-child{min-width:9em;max-width:18em;overflow-wrap:anywhere}
+th{font-size:90%}"""
+
+
+def _header(name: str) -> str:
+    """A metric name that may break after its underscores (long names stay narrow)."""
+    return h.escape(name).replace("_", "_<wbr>")
 
 
 def _png(fig) -> str:
@@ -35,7 +42,7 @@ def metric_table(result: BenchResult, task: str) -> str:
     table_rows = rows(result, task)
     metrics = columns(table_rows)
     top = {m: best(table_rows, m) for m in metrics}
-    head = "".join(f"<th>{h.escape(m)}</th>" for m in metrics) + "<th>s</th>"
+    head = "".join(f"<th>{_header(m)}</th>" for m in metrics) + "<th>s</th>"
     body = "".join(f"<tr><td>{h.escape(r.label)}</td>" + "".join(_cell(r.metrics.get(m), top[m] == r.label) for m in metrics)
                    + f"<td>{'' if r.seconds is None else f'{r.seconds:.1f}'}</td></tr>" for r in table_rows)
     return f"<h2>{h.escape(task)}</h2><table><tr><th>grader</th>{head}</tr>{body}</table>"
