@@ -127,3 +127,33 @@ def test_train_embedding_writes_a_folder_the_embedding_grader_loads(corpus, tmp_
 def test_train_embedding_needs_pairs(tmp_path):
     r = run("train", "embedding", "--out", tmp_path / "emb")
     assert r.exit_code == 2 and "--corpus" in r.output
+
+
+def test_train_reranker_from_synthetic_pairs(corpus, tmp_path):
+    from test_cross_encoder import make_tiny_bert
+
+    bert = make_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "rr"
+    r = run("train", "reranker", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", bert,
+            "--out", out, "--steps", "2", "--batch-size", "4", "--calibration-pairs", "8", "--embedder", bert)
+    assert r.exit_code == 0, r.output
+    assert "training pairs (synthetic)" in r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["metrics"]["training_pairs"] > 16 and "[synthetic]" in manifest["dataset"]
+
+
+def test_generated_queries_pass_the_round_trip_filter(corpus, tmp_path, tiny_model_dir):
+    from lorag_harness.data.synthetic import read_passages
+    from lorag_harness.retrieval import BM25
+
+    out = tmp_path / "gen.jsonl"
+    r = run("pairs", f"beir:{corpus}", "--out", out, "--queries", "generate", "--generator", tiny_model_dir,
+            "--max-docs", "6", "--round-trip-k", "3")
+    assert r.exit_code == 0, r.output
+    passages = read_passages(f"beir:{corpus}")
+    index = BM25([p.full for p in passages])
+    for g in rows(out):
+        assert g["provenance"] in (f"generate:{tiny_model_dir}",) or not g["label"]
+        if g["label"]:
+            top = [passages[i].doc_id for i, _ in index.search([g["query"]], 3)[0]]
+            assert g["doc_id"] in top

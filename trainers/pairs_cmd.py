@@ -54,15 +54,15 @@ def register_commands(cli):
         if target.is_dir():
             raise LoragError(f"--out {out}: is a folder, not a file")
         passages = read_passages(corpus)
+        only = None
         if max_docs and max_docs < len(passages):
-            keep = set(random.Random(seed).sample(range(len(passages)), max_docs))
-            passages = [p for i, p in enumerate(passages) if i in keep]
+            only = {passages[i].doc_id for i in random.Random(seed).sample(range(len(passages)), max_docs)}
         writer = QueryWriter(generator) if "generate" in opts.kinds else None
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn())
         with Progress(*columns, console=err) as progress:
-            task = progress.add_task("pairs", total=len(passages))
-            counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer,
+            task = progress.add_task("pairs", total=len(only) if only else len(passages))
+            counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer, only=only,
                                  progress=lambda i, n: progress.update(task, completed=i))
         err.print(f"pairs: {counts['positives']} positive and {counts['negatives']} negative pairs from "
                   f"{counts['documents']} passages" + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "")

@@ -371,8 +371,11 @@ def dataset_for(o: dict):
 def register_commands(cli):
     group = train_group(cli)
 
+    from .embedding_train import recipe_options
+
     @group.command("reranker")
     @reranker_options
+    @recipe_options
     def reranker(**o):
         """Train a cross-encoder reranker (grade with -g cross-encoder:OUT)."""
         cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
@@ -381,4 +384,13 @@ def register_commands(cli):
                            bf16=o["bf16"], calibration_pairs=o["calibration_pairs"], seed=o["seed"])
         cfg.check()
         check_out(cfg.out)
-        run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
+        if o["corpus"] or o["pairs"] or o["pairs_from"]:
+            from .recipe import recipe_dataset
+
+            source = click.get_current_context().get_parameter_source("dataset")
+            if source == click.core.ParameterSource.DEFAULT and (o["corpus"] or o["pairs"]):
+                o = {**o, "dataset": None}  # the --corpus collection (beir:) is the dataset
+            dataset, _ = recipe_dataset(o, dataset_for)
+        else:
+            dataset = dataset_for(o)
+        run_with_progress(train_reranker, cfg, dataset, "reranker", embedder=o["embedder"])

@@ -174,7 +174,7 @@ class PairMaker:
         self.depth = max(self.window[1], opts.round_trip_k)
 
     def _ranked(self, query: str) -> list[str]:
-        return [self.ids[i] for i, _ in self.bm25.search([query], self.depth)[0]]
+        return [self.ids[i] for i, score in self.bm25.search([query], self.depth)[0] if score > 0]
 
     def pairs(self, p: Passage) -> list[dict]:
         """The rows for one passage: per pseudo-query, the positive then its negatives."""
@@ -234,12 +234,14 @@ def done_documents(out: Path) -> tuple[set[str], int]:
 
 
 def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, resume: bool = True,
-                writer=None, progress=None) -> dict:
-    """Write (or resume) ``out``: every passage's rows, flushed per passage; a ``.meta.json`` beside
-    it holds the options, and a resumed run must have the same. Returns counts."""
+                writer=None, progress=None, only: set[str] | None = None) -> dict:
+    """Write (or resume) ``out``: the rows of every passage (of those in ``only``), flushed per
+    passage; negatives and the round-trip filter use the whole corpus. A ``.meta.json`` beside it
+    holds the options, and a resumed run must have the same. Returns counts."""
     out = Path(out)
+    chosen = [p for p in passages if only is None or p.doc_id in only]
     meta_path = out.with_name(out.name + ".meta.json")
-    meta = {"options": opts.as_dict(), "documents": len(passages),
+    meta = {"options": opts.as_dict(), "documents": len(chosen),
             "corpus": hashlib.sha256("\x00".join(p.doc_id + "\x01" + p.full for p in passages).encode()).hexdigest()[:16]}
     done, good = set(), 0
     if resume and out.exists():
@@ -259,7 +261,7 @@ def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, 
     with open(out, mode) as fh:
         fh.truncate(good)
         fh.seek(good)
-        for i, p in enumerate(passages):
+        for i, p in enumerate(chosen):
             if p.doc_id not in done:
                 rows = maker.pairs(p)
                 for r in rows:
@@ -270,5 +272,5 @@ def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, 
                 counts["positives"] += sum(r["label"] for r in rows)
                 counts["negatives"] += sum(not r["label"] for r in rows)
             if progress:
-                progress(i + 1, len(passages))
+                progress(i + 1, len(chosen))
     return counts
