@@ -19,6 +19,7 @@ from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 from lorag_harness.model import Pair, pairs_hash
 
+from .recipe import recipe_options
 from .rerank_train import (check_out, check_positive, config_key, dataset_for, progress_bar, train_group,
                            write_manifest)
 
@@ -168,21 +169,6 @@ def machine() -> dict:
     return {"cpu": cpu, "capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
             "threads": torch.get_num_threads(), "precision": "float32",
             "load_average": [round(x, 2) for x in os.getloadavg()]}
-
-
-def recipe_options(f):
-    """--corpus, --pairs, --pairs-from: shared by the grader trainers."""
-    opts = [
-        click.option("--corpus", default=None,
-                     help="Corpus for synthetic pairs: beir:DIR, jsonl:DIR|FILE, a .jsonl corpus or a passages file"),
-        click.option("--pairs", default=None, help="Synthetic pairs written by `lorag pairs` (instead of building them)"),
-        click.option("--pairs-from", type=click.Choice(["synthetic", "qrels", "both"]), default=None,
-                     help="synthetic: pseudo-queries from the corpus (no judgment used); qrels: the dataset's training "
-                          "judgments; both [default: both when the dataset has training judgments, else synthetic]"),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
 
 
 @hookimpl(trylast=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 from rich.console import Console
 
 from lorag_harness.errors import DataError, LoragError
@@ -93,3 +94,18 @@ def recipe_dataset(o: dict, dataset_for) -> tuple[Dataset, str]:
     name = (dataset.name if dataset else Path(str(corpus or pairs_file).split(":", 1)[-1]).name) + f" [{source}]"
     ds = Dataset(name, pairs, [], corpus=dataset.corpus if dataset else [])
     return ds, source
+
+
+def recipe_options(f):
+    """--corpus, --pairs, --pairs-from: shared by the grader trainers."""
+    opts = [
+        click.option("--corpus", default=None,
+                     help="Corpus for synthetic pairs: beir:DIR, jsonl:DIR|FILE, a .jsonl corpus or a passages file"),
+        click.option("--pairs", default=None, help="Synthetic pairs written by `lorag pairs` (instead of building them)"),
+        click.option("--pairs-from", type=click.Choice(["synthetic", "qrels", "both"]), default=None,
+                     help="synthetic: pseudo-queries from the corpus (no judgment used); qrels: the dataset's training "
+                          "judgments; both [default: both when the dataset has training judgments, else synthetic]"),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f

@@ -371,7 +371,7 @@ def dataset_for(o: dict):
 def register_commands(cli):
     group = train_group(cli)
 
-    from .embedding_train import recipe_options
+    from .recipe import recipe_options
 
     @group.command("reranker")
     @reranker_options
