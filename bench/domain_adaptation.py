@@ -65,6 +65,8 @@ def main():
     ap.add_argument("--sources", default="synthetic,qrels,both")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--skip-baselines", action="store_true",
+                    help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
     from sentence_transformers import SentenceTransformer
 
@@ -79,11 +81,15 @@ def main():
            "training_queries": len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
            "k": 100, "recipe": {k: v for k, v in vars(EmbeddingConfig(out="")).items() if k != "out"},
            "machine": machine(), "rows": []}
-    per_query = {}
+    saved = Path(args.models) / "per_query.json"
+    per_query = json.loads(saved.read_text()) if args.skip_baselines and saved.is_file() else {}
 
     def row(system, rankings, **extra):
         values = ranking.per_query(MEASURES, qrels, rankings)
         per_query[system] = values
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        on_disk = json.loads(saved.read_text()) if saved.is_file() else {}
+        saved.write_text(json.dumps(on_disk | {system: values}))
         r = {"system": system, **{m: round(float(np.mean([v[q.query_id] for q in queries])), 4) for m, v in values.items()},
              **extra}
         for other, key in (("BM25@100", "vs_bm25"), ("untrained embedding reranking BM25@100", "vs_untrained")):
@@ -96,12 +102,13 @@ def main():
         save(args.results, out)
 
     row("BM25@100", cands)
-    base = SentenceTransformer(resolve_embedder(None), device="cpu")
-    start = time.perf_counter()
-    rerank, dense = cosine_rankings(base, ds, queries, cands)
-    enc_s = time.perf_counter() - start
-    row("dense@100 (untrained embedding)", dense)
-    row("untrained embedding reranking BM25@100", rerank, encode_seconds=round(enc_s, 1))
+    if not (args.skip_baselines and "untrained embedding reranking BM25@100" in per_query):
+        base = SentenceTransformer(resolve_embedder(None), device="cpu")
+        start = time.perf_counter()
+        rerank, dense = cosine_rankings(base, ds, queries, cands)
+        enc_s = time.perf_counter() - start
+        row("dense@100 (untrained embedding)", dense)
+        row("untrained embedding reranking BM25@100", rerank, encode_seconds=round(enc_s, 1))
     for source in [s for s in args.sources.split(",") if s]:
         pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed)
         folder = Path(args.models) / source
@@ -121,7 +128,15 @@ def main():
 
 
 def save(results: str, out: dict) -> None:
-    update("domain_adaptation", value=out, path=results)
+    """Our rows replace the rows of the same systems; rows of other runs (other sources) are kept."""
+    mine = {r["system"] for r in out["rows"]}
+
+    def change(current: dict) -> None:
+        kept = [r for r in current.get("rows", []) if r["system"] not in mine]
+        current.clear()
+        current.update(out | {"rows": kept + out["rows"]})
+
+    update("domain_adaptation", change=change, path=results)
 
 
 if __name__ == "__main__":
