@@ -65,9 +65,13 @@ def main():
     ap.add_argument("--sources", default="synthetic,qrels,both")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
     ap.add_argument("--skip-baselines", action="store_true",
                     help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]))
+        return
     from sentence_transformers import SentenceTransformer
 
     from lorag_harness.embedder import resolve_embedder
@@ -125,6 +129,22 @@ def main():
                  "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
         row(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=train)
         row(f"dense@100 (embedding trained on {source} pairs)", dense)
+
+
+def table(result: dict) -> str:
+    """The rows as a markdown table: metrics, the two paired tests, training time."""
+    def test(r, key):
+        t = r.get(key)
+        return f"{t['mean_diff_ndcg@10']:+.3f} (p {t['p_value']:.3f})" if t else ""
+
+    lines = ["| system | nDCG@10 | MRR@10 | MAP@100 | Δ nDCG@10 vs BM25 | Δ vs untrained embedding | training |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        tr = r.get("training")
+        when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s (load {tr['machine']['load_average'][0]:.0f})" if tr else ""
+        lines.append(f"| {r['system']} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['map@100']:.3f} | {test(r, 'vs_bm25')} "
+                     f"| {test(r, 'vs_untrained')} | {when} |")
+    return "\n".join(lines)
 
 
 def save(results: str, out: dict) -> None:
