@@ -157,3 +157,15 @@ def test_generated_queries_pass_the_round_trip_filter(corpus, tmp_path, tiny_mod
         if g["label"]:
             top = [passages[i].doc_id for i, _ in index.search([g["query"]], 3)[0]]
             assert g["doc_id"] in top
+
+
+def test_train_embedding_distils_a_teacher_graders_margins(corpus, tmp_path):
+    base = tiny_sentence_model(tmp_path)
+    out = tmp_path / "student"
+    r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", base,
+            "--teacher", f"embedding:{base}", "--out", out, "--steps", "2", "--batch-size", "4")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["hyper"]["teacher"] == f"embedding:{base}"
+    r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", base,
+            "--teacher", "no-such-grader", "--out", tmp_path / "x", "--steps", "1")
+    assert r.exit_code == 2 and "no-such-grader" in r.output

@@ -36,6 +36,7 @@ class EmbeddingConfig:
     max_length: int = 128
     negatives: bool = True  # each row also carries one of the pair's own negatives
     max_rows: int | None = 1536  # judged rows first, then a seeded sample of the synthetic ones (time on 2 CPU cores)
+    teacher: str | None = None  # a grader spec: MarginMSE on its score margins instead of the labels
     seed: int = 13
 
     def check(self) -> None:
@@ -48,6 +49,25 @@ class EmbeddingConfig:
             raise LoragError(f"--steps must be >= 1, not {self.steps}")
         if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.warmup < 1:
             raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+        if self.teacher is not None and not self.negatives:
+            raise LoragError("--teacher distils score margins between a positive and a negative: drop --no-negatives")
+
+
+def teacher_margins(spec: str, rows: list[dict], dataset, batch_size: int = 32) -> list[float]:
+    """The teacher grader's score(query, positive) - score(query, negative) per row (GPL's pseudo
+    labels); the teacher is any grader spec, an ``openai:`` judge too, built on the training pairs."""
+    from lorag_harness.registry import GraderContext
+    from lorag_harness.runner import build_grader
+
+    grader = build_grader(spec, GraderContext(dataset=dataset))
+    pairs = [Pair(r["anchor"], r[k], k == "positive") for r in rows for k in ("positive", "negative")]
+    scores = []
+    for i in range(0, len(pairs), batch_size):
+        for j in grader.grade(pairs[i:i + batch_size]):
+            if j.score is None:
+                raise LoragError(f"--teacher {spec}: gave a judgment without a score; distillation needs scores")
+            scores.append(j.score)
+    return [scores[2 * i] - scores[2 * i + 1] for i in range(len(rows))]
 
 
 def triples(pairs: list[Pair], with_negatives: bool, seed: int, max_rows: int | None = None) -> list[dict]:
@@ -86,7 +106,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     import torch
     from datasets import Dataset as HFDataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.losses import MarginMSELoss, MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
     from transformers import PrinterCallback, TrainerCallback
 
@@ -106,6 +126,9 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
         raise LoragError(f"--from {cfg.base_model}: cannot load it as a sentence-transformers model ({first})") from None
     encode_length = model.max_seq_length
     model.max_seq_length = min(cfg.max_length, encode_length or cfg.max_length)
+    if cfg.teacher:
+        for r, m in zip(rows, teacher_margins(cfg.teacher, rows, dataset)):
+            r["label"] = float(m)
     data = HFDataset.from_list(rows).shuffle(seed=cfg.seed)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))
     log = {"losses": []}
@@ -126,7 +149,8 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
             report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed,
             batch_sampler=BatchSamplers.NO_DUPLICATES)  # a query twice in a batch would be its own false negative
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
-                                             loss=MultipleNegativesRankingLoss(model), callbacks=[Report()])
+                                             loss=MarginMSELoss(model) if cfg.teacher else MultipleNegativesRankingLoss(model),
+                                             callbacks=[Report()])
         trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -190,6 +214,8 @@ def register_commands(cli):
     @click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
                   help="Tokens per text while training (grading keeps the model's own length)")
     @click.option("--no-negatives", is_flag=True, help="In-batch negatives only")
+    @click.option("--teacher", default=None,
+                  help="Grader spec (openai: judges too): distil its score margins (MarginMSE) instead of the labels")
     @click.option("--max-rows", type=click.IntRange(min=2), default=1536, show_default=True,
                   help="Training rows: every judged one, then a seeded sample of the synthetic ones")
     def embedding(**o):
@@ -198,7 +224,7 @@ def register_commands(cli):
 
         cfg = EmbeddingConfig(out=o["out"], base_model=o["base_model"], epochs=o["epochs"], steps=o["steps"],
                               batch_size=o["batch_size"], lr=o["lr"], max_length=o["max_length"],
-                              negatives=not o["no_negatives"], max_rows=o["max_rows"], seed=o["seed"])
+                              negatives=not o["no_negatives"], max_rows=o["max_rows"], teacher=o["teacher"], seed=o["seed"])
         cfg.check()
         check_out(cfg.out)
         if o["dataset"] is None and o["corpus"] is None and o["pairs"] is None:
