@@ -2,7 +2,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from beir_fixtures import QRELS, write_beir
+from beir_fixtures import DOCS, QRELS, write_beir
 
 from lorag_harness.cli.app import cli
 from lorag_harness.data.beir import load_beir, query_disjoint_split
@@ -22,9 +22,9 @@ def test_reads_the_layout_and_splits_queries_apart(tmp_path):
     train_q = {p.pair_id.split(":")[1] for p in ds.train_pairs}
     eval_q = {p.pair_id.split(":")[1] for p in ds.eval_pairs}
     assert train_q == set(ds.train_qrels) and eval_q <= set(ds.qrels) and not train_q & eval_q
-    # balanced: as many negatives as positives, and no negative is judged relevant
+    # training pairs balanced (evaluation negatives: judged ones only); no negative is judged relevant
+    assert sum(p.label for p in ds.train_pairs) * 2 == len(ds.train_pairs)
     for pairs, qrels in ((ds.train_pairs, ds.train_qrels), (ds.eval_pairs, ds.qrels)):
-        assert sum(p.label for p in pairs) * 2 == len(pairs)
         for p in pairs:
             q, d = p.pair_id.split(":")[1:]
             assert p.label == (qrels[q].get(d, 0) > 0)
@@ -105,3 +105,78 @@ def test_cli_reranks_a_beir_folder(tmp_path):
 def test_split_on_a_dataset_without_splits_is_an_error():
     result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "s1-relevance", "--split", "dev"])
     assert result.exit_code == 2 and "--split applies to beir:DIR and hf:NAME datasets only" in result.output
+
+
+def _shallow_judged(tmp_path):
+    """Apple documents d1..d3 are all about the query, but only d1 is judged (shallow judgments):
+    d2 and d3 rank at the top of BM25 unjudged."""
+    docs = dict(DOCS_MORE)
+    qrels = [("q1", "d1", 1), ("q2", "d4", 1), ("q3", "d7", 1), ("q4", "d10", 1)]
+    return write_beir(tmp_path / "shallow", qrels=qrels, docs=docs)
+
+
+def test_training_negatives_are_never_the_top_ranked_unjudged_documents(tmp_path):
+    from lorag_harness.retrieval import first_stage as retrieval
+    from lorag_harness.data.negatives import window_for
+
+    root = _shallow_judged(tmp_path)
+    ds = load_dataset(f"beir:{root}", {"seed": 1, "train_fraction": 0.5})
+    lo, _ = window_for(len(ds.corpus))
+    assert lo >= 3
+    hits = retrieval.retrieve("bm25", ds, [q for q in ds.queries if q.query_id in ds.train_qrels], lo)
+    for p in ds.train_pairs:
+        q, d = p.pair_id.split(":")[1:]
+        assert p.provenance, p
+        if p.label:
+            assert p.provenance == "judged-relevant"
+        else:
+            assert d not in [h for h, _ in hits[q]]  # never one of the query's top-ranked documents
+            assert p.provenance.startswith("bm25-ranks-") or p.provenance == "random-unjudged"
+    assert sum(not p.label for p in ds.train_pairs) == sum(p.label for p in ds.train_pairs)
+    # no document is judged not relevant here: the evaluation negatives are random, and the notes say so
+    assert {p.provenance for p in ds.eval_pairs if not p.label} == {"random-unjudged"}
+    assert any("judge no document not relevant" in n for n in ds.notes)
+    again = load_dataset(f"beir:{root}", {"seed": 1, "train_fraction": 0.5})
+    assert [p.pair_id for p in again.train_pairs] == [p.pair_id for p in ds.train_pairs]
+
+
+def test_evaluation_pairs_use_judged_negatives_only_when_there_are_some(tmp_path):
+    root = write_beir(tmp_path / "c")  # q4 judges d12 not relevant
+    ds = load_dataset(f"beir:{root}", {"seed": 3, "train_fraction": 0.25})
+    negs = [p for p in ds.eval_pairs if not p.label]
+    assert all(p.provenance == "judged-not-relevant" for p in negs)
+    assert not any("judge no document not relevant" in n for n in ds.notes)
+
+
+@pytest.mark.integration
+def test_calibration_on_shallow_judgments_keeps_a_positive_slope_and_reranking_is_not_inverted(tmp_path):
+    from lorag_harness.retrieval.metrics import order
+    from lorag_harness.graders.embedding import EmbeddingGrader
+
+    root = _shallow_judged(tmp_path)
+    ds = load_dataset(f"beir:{root}", {"seed": 1, "train_fraction": 0.5})
+    grader = EmbeddingGrader(train_pairs=ds.train_pairs)
+    assert grader.coef > 0
+    by_id = {d.doc_id: d for d in ds.corpus}
+    from lorag_harness.api.types import Pair
+    for q in ds.queries:
+        if q.query_id not in ds.qrels:
+            continue
+        docs = [d.doc_id for d in ds.corpus]
+        js = grader.grade([Pair(q.text, by_id[d].text, False) for d in docs])
+        top = order(docs, js)[0]
+        assert ds.qrels[q.query_id].get(top, 0) > 0 or top in SAME_TOPIC[q.query_id]
+
+
+# the fixture's twelve documents and more of each topic, so that a rank window exists below the top
+DOCS_MORE = {**DOCS,
+             "d13": ("Apple orchards", "An orchard of apple trees gives a good harvest in a warm year."),
+             "d14": ("Harvest time", "Farmers harvest apples and pears from the orchard in autumn."),
+             "d15": ("Sea mammals", "Whales and seals live in the cold ocean."),
+             "d16": ("Rail travel", "Passengers take trains on the railway between cities."),
+             "d17": ("Telescopes", "A telescope lets astronomers see stars and galaxies."),
+             "d18": ("Cooking", "Bake the bread in a hot oven for an hour."),
+             "d19": ("Gardening", "Water the flowers in the garden every morning."),
+             "d20": ("Music", "The orchestra played a symphony in the concert hall.")}
+SAME_TOPIC = {"q1": {"d1", "d2", "d3", "d13", "d14"}, "q2": {"d4", "d5", "d15"}, "q3": {"d7", "d8", "d16"},
+              "q4": {"d10", "d11", "d17"}}

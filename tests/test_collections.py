@@ -31,7 +31,8 @@ def _lorag(args, env, cwd):
     return done.returncode, done.stdout + done.stderr
 
 
-def test_irds_reads_a_beir_collection_from_ir_datasets_home(tmp_path):
+def test_irds_reads_a_beir_collection_from_ir_datasets_home(tmp_path, tiny_model_dir):
+    # a grader that does not calibrate: one judged training pair is too few to fit one (and is refused)
     home = tmp_path / "irds"
     (home / "beir" / "scifact").mkdir(parents=True)
     with zipfile.ZipFile(home / "beir" / "scifact" / "source.zip", "w") as z:  # where ir_datasets keeps the download
@@ -40,7 +41,8 @@ def test_irds_reads_a_beir_collection_from_ir_datasets_home(tmp_path):
         for split, rows in (("test", QRELS), ("train", TRAIN)):
             z.writestr(f"scifact/qrels/{split}.tsv", "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows))
     env = {"IR_DATASETS_HOME": str(home), "LORAG_CACHE_DIR": str(tmp_path / "cache")}
-    code, out = _lorag(["bench", "--no-cache", "-d", "irds:beir/scifact/test", "-t", "rerank", "-g", "embedding",
+    code, out = _lorag(["bench", "--no-cache", "-d", "irds:beir/scifact/test", "-t", "rerank", "-g", "base",
+                        "--base-model", tiny_model_dir,
                         "--rerank-k", "5", "--out", "irds.json"], env, tmp_path)
     assert code == 0, out
     assert "1 documents with neither title nor text skipped (line 1)" in " ".join(out.split())
@@ -48,14 +50,15 @@ def test_irds_reads_a_beir_collection_from_ir_datasets_home(tmp_path):
     assert got["dataset"] == "irds:beir/scifact/test"
     # the same files read as beir:DIR give the same figures
     root = write_beir(tmp_path / "direct", qrels={"test": QRELS, "train": TRAIN}, splits=("test", "train"))
-    direct = CliRunner().invoke(cli, ["bench", "--no-cache", "-d", f"beir:{root}", "-t", "rerank", "-g", "embedding",
+    direct = CliRunner().invoke(cli, ["bench", "--no-cache", "-d", f"beir:{root}", "-t", "rerank", "-g", "base",
+                                      "--base-model", tiny_model_dir,
                                       "--rerank-k", "5", "--out", str(tmp_path / "beir.json")])
     assert direct.exit_code == 0, direct.output
     want = json.loads((tmp_path / "beir.json").read_text())
     assert got["dataset_fingerprint"] == want["dataset_fingerprint"]
-    for name, m in want["results"]["rerank"]["embedding"]["metrics"].items():
+    for name, m in want["results"]["rerank"]["base"]["metrics"].items():
         if not name.endswith("seconds"):
-            assert got["results"]["rerank"]["embedding"]["metrics"][name]["value"] == m["value"], name
+            assert got["results"]["rerank"]["base"]["metrics"][name]["value"] == m["value"], name
     written = tmp_path / "cache" / "collections" / "irds" / "beir__scifact__test"
     assert json.loads((written / "source.json").read_text())["irds"] == "beir/scifact/test"
     assert (written / "qrels" / "train.tsv").is_file()  # training queries from beir/scifact/train
@@ -125,5 +128,5 @@ def test_beir_reader_skips_documents_without_title_or_text(tmp_path):
     ds = load_beir(str(root), {"train_fraction": 0})
     assert "d13" not in {d.doc_id for d in ds.corpus} and len(ds.corpus) == len(DOCS)
     assert "d13" not in ds.qrels["q1"]
-    assert ds.notes == [f"{root / 'corpus.jsonl'}: 2 documents with neither title nor text skipped (lines 13, 14); "
-                        "their 1 judgments left out"]
+    assert ds.notes[0] == (f"{root / 'corpus.jsonl'}: 2 documents with neither title nor text skipped (lines 13, 14); "
+                           "their 1 judgments left out")

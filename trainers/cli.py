@@ -1,4 +1,5 @@
-"""The trainers plug-in's commands: ``lorag train s1|s2|reranker|cls``, ``lorag merge``, ``lorag demo``.
+"""The trainers plug-in's commands: ``lorag train s1|s2|reranker|cls|embedding``, ``lorag pairs``, ``lorag merge``,
+``lorag demo``.
 
 Only option declarations here: each command imports its trainer (and torch) when it runs, so
 ``lorag --help`` stays light."""
@@ -10,9 +11,10 @@ from lorag_harness.cli.options import apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
 from lorag_harness.hookspecs import hookimpl
 
-from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, run_with_progress
+from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
 from .outputs import claim
 from .profiles import DEFAULT_PROFILE, PROFILES
+from .recipe import recipe_dataset, recipe_options
 
 WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
 
@@ -166,6 +168,7 @@ _adapter_command("s2", "Train S2 from S1 (--from): LoRA with the loss on the rea
 
 @train.command("reranker")
 @reranker_options
+@recipe_options
 def reranker(**o):
     """Train a cross-encoder reranker (grade with -g cross-encoder:OUT)."""
     from .rerank_train import RerankConfig, train_reranker
@@ -177,7 +180,14 @@ def reranker(**o):
                        seed=o["seed"], force=o["force"])
     cfg.check()
     claim(cfg.out, "cross-encoder", None, cfg.force)  # before the data (the run's key: in train_reranker)
-    run_with_progress(train_reranker, cfg, dataset_for(o), "reranker", embedder=o["embedder"])
+    if o["corpus"] or o["pairs"] or o["pairs_from"]:
+        source = click.get_current_context().get_parameter_source("dataset")
+        if source == click.core.ParameterSource.DEFAULT and (o["corpus"] or o["pairs"]):
+            o = {**o, "dataset": None}  # the --corpus collection (beir:) is the dataset
+        dataset, _ = recipe_dataset(o, dataset_for)
+    else:
+        dataset = dataset_for(o)
+    run_with_progress(train_reranker, cfg, dataset, "reranker", embedder=o["embedder"])
 
 
 @train.command("cls")
@@ -193,6 +203,106 @@ def cls(**o):
     cfg.check()
     claim(cfg.out, "cls", None, cfg.force)  # before the data (the run's key: in train_cls)
     run_with_progress(train_cls, cfg, dataset_for(o), f"cls ({cfg.mode}, balance {cfg.balance})")
+
+
+@train.command("embedding")
+@click.option("--dataset", "-d", default=None, help="Dataset whose training judgments --pairs-from qrels|both uses "
+                                                      "[the --corpus beir: collection]")
+@recipe_options
+@click.option("--train-pairs", type=click.IntRange(min=1), default=None, help="At most this many judged training pairs")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--from", "base_model", default=None, help="sentence-transformers model id or folder [packaged MiniLM]")
+@click.option("--out", required=True, help="Model folder to write")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs")
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
+              help="Tokens per text while training (grading keeps the model's own length)")
+@click.option("--no-negatives", is_flag=True, help="In-batch negatives only")
+@click.option("--teacher", default=None,
+              help="Grader spec (openai: judges too): distil its score margins (MarginMSE) instead of the labels")
+@click.option("--max-rows", type=click.IntRange(min=2), default=1536, show_default=True,
+              help="Training rows: every judged one, then a seeded sample of the synthetic ones")
+@click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)")
+def embedding(**o):
+    """Fine-tune the embedder on in-domain pairs (grade with -g embedding:OUT)."""
+    from .embedding_train import EmbeddingConfig, train_embedding
+
+    cfg = EmbeddingConfig(out=o["out"], base_model=o["base_model"], epochs=o["epochs"], steps=o["steps"],
+                          batch_size=o["batch_size"], lr=o["lr"], max_length=o["max_length"],
+                          negatives=not o["no_negatives"], max_rows=o["max_rows"], teacher=o["teacher"], seed=o["seed"],
+                          force=o["force"])
+    cfg.check()
+    claim(cfg.out, "embedding", None, o["force"])
+    if o["dataset"] is None and o["corpus"] is None and o["pairs"] is None:
+        raise LoragError("lorag train embedding needs --corpus SPEC, --pairs FILE or -d DATASET")
+    o = {**o, "train_pairs": o["train_pairs"] or 10**9, "positive_rate": 0.5}
+    dataset, _ = recipe_dataset(o, dataset_for)
+    with progress_bar() as bar:
+        task = bar.add_task("train embedding", total=None, loss=float("nan"))
+        manifest = train_embedding(cfg, dataset, lambda s, t, l: bar.update(task, completed=s, total=t, loss=l))
+    m = manifest["metrics"]
+    err.print(f"embedding: loss {m['first_loss']:.3f} → {m['final_loss']:.3f} in {m['seconds']:.0f} s "
+                               f"({m['steps']} steps, {m['rows']} rows) → {manifest['out']}")
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """``30-100`` (1-based ranks, inclusive) -> (29, 100), the 0-based window ``negatives.draw`` takes."""
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise LoragError(f"--window must be LO-HI (ranks, e.g. 31-100), not {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise LoragError(f"--window must be LO-HI with 1 <= LO <= HI, not {text!r}")
+    return lo - 1, hi
+
+
+@click.command()
+@click.argument("corpus")
+@click.option("--out", required=True, help="Pairs file to write (JSON lines; resumed if it exists)")
+@click.option("--queries", "kinds", default="title,ict", show_default=True,
+              help="Pseudo-queries: title, ict (inverse cloze), generate (an LM writes them), comma-separated")
+@click.option("--negatives", type=click.IntRange(min=0), default=1, show_default=True, help="Negatives per pseudo-query")
+@click.option("--window", default="31-100", show_default=True,
+              help="BM25 ranks the negatives are drawn from (never the top ones: they may be relevant)")
+@click.option("--generator", default=None, help="generate: HF model id or folder [the base LM]")
+@click.option("--round-trip-k", type=click.IntRange(min=1), default=20, show_default=True,
+              help="generate: keep a query only if BM25 ranks its passage in this top k")
+@click.option("--max-docs", type=click.IntRange(min=1), default=None, help="A seeded sample of the passages")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Start again instead of resuming an existing --out")
+def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_docs, seed, overwrite):
+    """Training pairs from CORPUS (beir:DIR, jsonl:DIR|FILE, a .jsonl corpus or a text file, one passage a line)."""
+    import random
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lorag_harness.progress import progress as heartbeat_progress
+
+    from lorag_harness.data.synthetic import PairOptions, QueryWriter, read_passages, write_pairs
+
+    opts = PairOptions(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), negatives=negatives,
+                       window=parse_window(window), round_trip_k=round_trip_k, seed=seed, generator=generator)
+    opts.check()
+    target = Path(out)
+    if target.is_dir():
+        raise LoragError(f"--out {out}: is a folder, not a file")
+    passages = read_passages(corpus)
+    only = None
+    if max_docs and max_docs < len(passages):
+        only = {passages[i].doc_id for i in random.Random(seed).sample(range(len(passages)), max_docs)}
+    writer = QueryWriter(generator) if "generate" in opts.kinds else None
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with heartbeat_progress(*columns, console=err) as progress:
+        task = progress.add_task("pairs", total=len(only) if only else len(passages))
+        counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer, only=only,
+                             progress=lambda i, n: progress.update(task, completed=i))
+    err.print(f"pairs: {counts['positives']} positive and {counts['negatives']} negative pairs from "
+              f"{counts['documents']} passages" + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "")
+              + f" → {target}")
 
 
 @click.command()
@@ -234,5 +344,5 @@ def merge(adapter, out, base_model, force, gguf_out, quant):
 def register_commands(cli):
     from .demo import demo
 
-    for command in (train, merge, demo):
+    for command in (train, merge, demo, pairs):
         cli.add_command(command)

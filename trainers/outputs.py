@@ -21,6 +21,7 @@ KINDS = {
     "cross-encoder": "a cross-encoder reranker (lorag train reranker)",
     "cls": "a classification-head model (lorag train cls)",
     "merged-model": "a merged model (lorag merge)",
+    "embedding": "a fine-tuned embedder (lorag train embedding)",
 }
 
 

@@ -66,6 +66,7 @@ class Pair:
     query_topic: str | None = None
     document_topic: str | None = None
     pair_id: str = ""
+    provenance: str = field(default="", compare=False)  # how the pair was drawn (judged, rank window, title, …)
 
     def __post_init__(self):
         if not self.pair_id:

@@ -3,9 +3,10 @@
 ``beir:DIR`` evaluates on the judged queries of one qrels split (option ``split``, default test).
 Training pairs come from ``qrels/train.tsv`` when it exists (and is not the evaluation split),
 otherwise from a seeded, query-disjoint share of the evaluation split's queries (``train_fraction``):
-no query is in both. Pairs: every judged-relevant document of a query, and as many negatives,
-first the documents judged not relevant (grade <= 0), then hard negatives: the BM25 first stage's
-best-ranked documents that are not judged."""
+no query is in both. Pairs: every judged-relevant document of a query, and up to as many negatives:
+the documents judged not relevant (grade <= 0), then, for training pairs, unjudged documents from a
+BM25 rank window (never the top-ranked unjudged ones: often relevant), for evaluation pairs random
+unjudged documents only where the qrels judge no negative (said in the notes). See ``negatives``."""
 from __future__ import annotations
 
 import json
@@ -180,25 +181,45 @@ def query_disjoint_split(qrels: dict, fraction: float, seed: int) -> tuple[dict,
     return ({q: qrels[q] for q in queries if q in chosen}, {q: qrels[q] for q in queries if q not in chosen})
 
 
-def make_pairs(ds: Dataset, qrels: dict, by_id: dict[str, Doc], prefix: str) -> list[Pair]:
-    """Judged-relevant documents and as many negatives per query (judged not relevant, then the
-    best-ranked unjudged BM25 documents)."""
+def make_pairs(ds: Dataset, qrels: dict, by_id: dict[str, Doc], prefix: str, *, evaluation: bool = False,
+               seed: int = 13) -> list[Pair]:
+    """Every judged-relevant document of a query, and up to as many negatives, each pair with its
+    provenance. Negatives are the documents judged not relevant first. Training pairs then take
+    unjudged documents from a BM25 rank window (``negatives.WINDOW``, never the top-ranked ones);
+    evaluation pairs take judged ones only, or, where these qrels judge no document not relevant,
+    random unjudged documents."""
     from lorag_harness.retrieval.first_stage import retrieve
+    from . import negatives as neg
 
     queries = [q for q in ds.queries if q.query_id in qrels]
-    depth = 2 * max((len(qrels[q.query_id]) for q in queries), default=0)  # room for the unjudged ones
-    hits = retrieve("bm25", ds, queries, depth) if queries else {}
+    rng = random.Random(f"{seed}:{prefix}")
+    all_ids = [d.doc_id for d in ds.corpus]
+    no_judged_negatives = not any(g <= 0 for d in qrels.values() for g in d.values())
+    window = neg.window_for(len(all_ids))
+    hits = retrieve("bm25", ds, queries, window[1]) if queries and not evaluation else {}
     pairs = []
     for q in queries:
         judged = qrels[q.query_id]
         positives = [d for d, g in judged.items() if g > 0]
-        negatives = [d for d, g in judged.items() if g <= 0]
-        negatives += [d for d, _ in hits.get(q.query_id, []) if d not in judged]
+        drawn = [(d, neg.JUDGED) for d, g in judged.items() if g <= 0][: len(positives)]
+        missing = len(positives) - len(drawn)
+        if not evaluation:
+            drawn += neg.draw([d for d, _ in hits.get(q.query_id, [])], set(judged), missing, rng, all_ids, window)
+        elif no_judged_negatives:
+            drawn += neg.draw([], set(judged), missing, rng, all_ids, (0, 0))
         for d in positives:
-            pairs.append(Pair(q.text, by_id[d].text, True, pair_id=f"{prefix}{q.query_id}:{d}"))
-        for d in negatives[: len(positives)]:
-            pairs.append(Pair(q.text, by_id[d].text, False, pair_id=f"{prefix}{q.query_id}:{d}"))
+            pairs.append(Pair(q.text, by_id[d].text, True, pair_id=f"{prefix}{q.query_id}:{d}", provenance="judged-relevant"))
+        for d, how in drawn:
+            pairs.append(Pair(q.text, by_id[d].text, False, pair_id=f"{prefix}{q.query_id}:{d}", provenance=how))
     return pairs
+
+
+def pairs_note(pairs: list[Pair], what: str) -> str:
+    """One line: how many pairs of each provenance."""
+    from collections import Counter
+
+    counts = Counter(p.provenance or "unknown" for p in pairs)
+    return f"{what}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
 def load_beir(arg, options):
@@ -245,13 +266,19 @@ def load_beir(arg, options):
                         + (f"; their {sum(dropped)} judgments left out" if sum(dropped) else ""))
     by_id = {d.doc_id: d for d in corpus}
     rng = random.Random(seed)
-    train = make_pairs(ds, train_qrels, by_id, "train:")
-    evals = make_pairs(ds, qrels, by_id, "eval:")
+    train = make_pairs(ds, train_qrels, by_id, "train:", seed=seed)
+    evals = make_pairs(ds, qrels, by_id, "eval:", evaluation=True, seed=seed)
     rng.shuffle(train)
     rng.shuffle(evals)
     n_train, n_eval = options.get("n_train"), options.get("n_eval")
     ds.train_pairs = train[: int(n_train)] if n_train else train
     ds.eval_pairs = evals[: int(n_eval)] if n_eval else evals
+    if ds.eval_pairs and not any(p.provenance == "judged-not-relevant" for p in ds.eval_pairs):
+        ds.notes.append(f"{root.name}: the qrels judge no document not relevant; the evaluation pairs' negatives "
+                        "are random unjudged documents")
+    ds.notes.append(pairs_note(ds.eval_pairs, "evaluation pairs"))
+    if ds.train_pairs:
+        ds.notes.append(pairs_note(ds.train_pairs, "training pairs"))
     return ds
 
 

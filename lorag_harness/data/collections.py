@@ -14,15 +14,15 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import LoragError
-from ..hookspecs import hookimpl
+from lorag_harness.errors import LoragError
+from lorag_harness.hookspecs import hookimpl
 from .beir import SPLITS, load_beir
 
 OFFLINE = "download the collection elsewhere and use beir:DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)"
 
 
 def collections_dir() -> Path:
-    from ..paths import cache_dir
+    from lorag_harness.paths import cache_dir
 
     return cache_dir() / "collections"
 

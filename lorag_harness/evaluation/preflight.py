@@ -24,7 +24,7 @@ def _hub_id(name: str) -> bool:
     return True
 
 
-def _read_json(path: Path, option: str) -> dict:
+def _read_json(path: Path, option: str, kinds: tuple = (dict,)) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -33,8 +33,8 @@ def _read_json(path: Path, option: str) -> dict:
         raise LoragError(f"{option}: {path}:{e.lineno}: invalid JSON ({e.msg})") from None
     except OSError as e:
         raise LoragError(f"{option}: {path}: {e.strerror}") from None
-    if not isinstance(value, dict):
-        raise LoragError(f"{option}: {path}: expected a JSON object, found {type(value).__name__}")
+    if not isinstance(value, kinds):
+        raise LoragError(f"{option}: {path}: expected a JSON {'object' if kinds == (dict,) else 'list'}, found {type(value).__name__}")
     return value
 
 
@@ -101,9 +101,9 @@ def check_embedder(name: str | None, option: str = "--embedder") -> None:
         return
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         raise LoragError(f"{option} {name}: not a sentence-transformers model folder (no modules.json or config.json)")
-    for f in ("modules.json", "config.json"):
+    for f, kinds in (("modules.json", (list,)), ("config.json", (dict,))):  # sentence-transformers: modules.json is a list
         if (folder / f).is_file():
-            _read_json(folder / f, option)
+            _read_json(folder / f, option, kinds)
 
 
 def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:

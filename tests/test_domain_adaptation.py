@@ -1,0 +1,171 @@
+"""`lorag pairs` (pseudo-queries from a corpus, honest negatives, provenance, seeded, resumable) and
+`lorag train embedding` (a fine-tuned embedder the embedding grader loads), on a tiny BERT."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from beir_fixtures import write_beir
+
+from lorag_harness.cli.app import cli
+
+DOCS = {f"d{i}": (f"Title number {i} about {topic}",
+                  f"The first sentence tells about {topic} in detail. A second sentence on {topic} follows here. "
+                  f"Then a third sentence about {topic} and more words. Finally the fourth sentence closes it.")
+        for i, topic in enumerate(["apples", "whales", "trains", "stars", "rain", "music", "bread", "cars",
+                                   "ships", "flowers", "books", "coffee", "chess", "rivers", "bees", "clocks"] * 2)}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    queries = {"q1": "apples", "q2": "whales", "q3": "trains", "q4": "stars", "q5": "rain"}
+    qrels = [("q1", "d0", 1), ("q2", "d1", 1), ("q3", "d2", 1), ("q4", "d3", 1), ("q5", "d4", 1)]
+    return write_beir(tmp_path / "c", qrels=qrels, docs=DOCS, queries=queries)
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def rows(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_pairs_have_provenance_honest_negatives_and_are_seeded(corpus, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    r = run("pairs", f"beir:{corpus}", "--out", out, "--queries", "title,ict", "--negatives", "2")
+    assert r.exit_code == 0, r.output
+    got = rows(out)
+    assert {g["provenance"] for g in got if g["label"]} == {"title", "ict"}
+    negs = [g for g in got if not g["label"]]
+    assert negs and all(g["provenance"].startswith("bm25-ranks-") or g["provenance"] == "random-unjudged" for g in negs)
+    assert all(g["doc_id"] != g["source_doc"] for g in negs)  # never the passage the query came from
+    titles = {d: t for d, (t, _) in DOCS.items()}
+    for g in got:
+        if g["label"] and g["provenance"] == "title":
+            assert g["query"] == titles[g["doc_id"]] and titles[g["doc_id"]] not in g["document"]
+        if g["label"] and g["provenance"] == "ict":
+            assert g["query"] not in g["document"]  # the sentence is taken out of its passage
+    again = tmp_path / "again.jsonl"
+    assert run("pairs", f"beir:{corpus}", "--out", again, "--queries", "title,ict", "--negatives", "2").exit_code == 0
+    assert again.read_text() == out.read_text()
+    other = tmp_path / "other.jsonl"
+    assert run("pairs", f"beir:{corpus}", "--out", other, "--queries", "title,ict", "--negatives", "2", "--seed", "5").exit_code == 0
+    assert other.read_text() != out.read_text()
+
+
+def test_pairs_resume_after_a_kill_and_refuse_other_options(corpus, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    assert run("pairs", f"beir:{corpus}", "--out", out).exit_code == 0
+    full = out.read_text()
+    lines = full.splitlines(keepends=True)
+    out.write_text("".join(lines[: len(lines) // 2]) + lines[len(lines) // 2][:20])  # killed mid-line
+    r = run("pairs", f"beir:{corpus}", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "resumed" in r.output
+    assert out.read_text() == full
+    r = run("pairs", f"beir:{corpus}", "--out", out, "--negatives", "3")
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    assert run("pairs", f"beir:{corpus}", "--out", out, "--negatives", "3", "--overwrite").exit_code == 0
+
+
+def test_pairs_from_a_plain_passages_file_and_bad_options(tmp_path):
+    passages = tmp_path / "p.txt"
+    passages.write_text("".join(body + "\n" for _, body in DOCS.values()))
+    out = tmp_path / "pairs.jsonl"
+    r = run("pairs", passages, "--out", out, "--queries", "ict")
+    assert r.exit_code == 0, r.output
+    assert {g["provenance"] for g in rows(out) if g["label"]} == {"ict"}
+    r = run("pairs", passages, "--out", out, "--queries", "nonsense", "--overwrite")
+    assert r.exit_code == 2 and "--queries" in r.output
+    r = run("pairs", tmp_path / "missing.txt", "--out", out)
+    assert r.exit_code == 2 and "missing.txt" in r.output
+
+
+def tiny_sentence_model(out):
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from lorag_harness.backends.embedder import resolve_embedder
+
+    tok = AutoTokenizer.from_pretrained(resolve_embedder(None))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=256)).save_pretrained(out / "bert")
+    tok.save_pretrained(out / "bert")
+    word = models.Transformer(str(out / "bert"), max_seq_length=64)
+    SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension())]).save(str(out / "st"))
+    return str(out / "st")
+
+
+@pytest.mark.parametrize("source", ["synthetic", "both"])
+def test_train_embedding_writes_a_folder_the_embedding_grader_loads(corpus, tmp_path, source):
+    from lorag_harness.graders.embedding import make_embedding
+    from lorag_harness.api.registry import GraderContext
+    from lorag_harness.evaluation.runner import load_dataset
+
+    base = tiny_sentence_model(tmp_path)
+    out = tmp_path / "emb"
+    r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", source, "--from", base,
+            "--out", out, "--steps", "2", "--batch-size", "4")
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == 2 and manifest["machine"]["precision"] == "fp32"
+    assert ("judged-relevant" in manifest["pairs"]) == (source == "both") and "title" in manifest["pairs"]
+    ds = load_dataset(f"beir:{corpus}", {"seed": 13})
+    grader = make_embedding(str(out), GraderContext(dataset=ds))
+    judgments = grader.grade(ds.eval_pairs[:4])
+    assert len(judgments) == 4 and all(0.0 <= j.score <= 1.0 for j in judgments)
+    # the weights changed: the trained model embeds differently from its base
+    from sentence_transformers import SentenceTransformer
+    a = SentenceTransformer(base, device="cpu").encode(["apples"])
+    b = SentenceTransformer(str(out), device="cpu").encode(["apples"])
+    assert not (abs(a - b) < 1e-6).all()
+
+
+def test_train_embedding_needs_pairs(tmp_path):
+    r = run("train", "embedding", "--out", tmp_path / "emb")
+    assert r.exit_code == 2 and "--corpus" in r.output
+
+
+def test_train_reranker_from_synthetic_pairs(corpus, tmp_path):
+    from test_cross_encoder import make_tiny_bert
+
+    bert = make_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "rr"
+    r = run("train", "reranker", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", bert,
+            "--out", out, "--steps", "2", "--batch-size", "4", "--calibration-pairs", "8", "--embedder", bert)
+    assert r.exit_code == 0, r.output
+    assert "training pairs (synthetic)" in r.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["metrics"]["training_pairs"] > 16 and "[synthetic]" in manifest["dataset"]
+
+
+def test_generated_queries_pass_the_round_trip_filter(corpus, tmp_path, tiny_model_dir):
+    from lorag_harness.data.synthetic import read_passages
+    from lorag_harness.retrieval.first_stage import BM25
+
+    out = tmp_path / "gen.jsonl"
+    r = run("pairs", f"beir:{corpus}", "--out", out, "--queries", "generate", "--generator", tiny_model_dir,
+            "--max-docs", "6", "--round-trip-k", "3")
+    assert r.exit_code == 0, r.output
+    passages = read_passages(f"beir:{corpus}")
+    index = BM25([p.full for p in passages])
+    for g in rows(out):
+        assert g["provenance"] in (f"generate:{tiny_model_dir}",) or not g["label"]
+        if g["label"]:
+            top = [passages[i].doc_id for i, _ in index.search([g["query"]], 3)[0]]
+            assert g["doc_id"] in top
+
+
+def test_train_embedding_distils_a_teacher_graders_margins(corpus, tmp_path):
+    base = tiny_sentence_model(tmp_path)
+    out = tmp_path / "student"
+    r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", base,
+            "--teacher", f"embedding:{base}", "--out", out, "--steps", "2", "--batch-size", "4")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["hyper"]["teacher"] == f"embedding:{base}"
+    r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", base,
+            "--teacher", "no-such-grader", "--out", tmp_path / "x", "--steps", "1")
+    assert r.exit_code == 2 and "no-such-grader" in r.output
