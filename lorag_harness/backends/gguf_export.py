@@ -17,6 +17,9 @@ import numpy as np
 from lorag_harness.errors import LoragError
 
 QUANTS = ("f16", "q8_0")
+# with f16, the token embedding (tied to the output head, whose " true"/" false" rows set P(true))
+# stays float32: rounding those two rows shifts every pair's P(true) alike
+KEEP_F32 = ("token_embd.weight", "output.weight")
 
 
 def _permute(w: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndarray:
@@ -139,7 +142,7 @@ def write_gguf(model, tokenizer, tokenizer_dir: str | Path, out: str | Path, qua
             arr = _permute(arr, n_head, n_head)
         elif hf.endswith("k_proj.weight"):
             arr = _permute(arr, n_head, n_kv)
-        if arr.ndim == 1:  # norms stay float32, as llama.cpp keeps them
+        if arr.ndim == 1 or (quant == "f16" and names[hf] in KEEP_F32):  # norms stay float32, as llama.cpp keeps them
             writer.add_tensor(names[hf], arr.astype(np.float32))
         elif quant == "q8_0" and arr.shape[-1] % gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0] == 0:
             data = gguf.quants.quantize(arr.astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
