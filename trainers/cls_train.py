@@ -19,7 +19,7 @@ from lorag_harness.backends import precision
 
 from .batching import balance
 from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_training_pairs, config_key,
-                     write_manifest)
+                     run_metrics, write_manifest)
 from .outputs import claim
 
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
@@ -151,16 +151,13 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
     (out / "manifest.json").unlink(missing_ok=True)  # never new weights under the old manifest
     model.save_pretrained(str(out))  # lora: the adapter with the head (modules_to_save); else the whole model
     tok.save_pretrained(str(out))
-    tail = losses[-max(1, len(losses) // 10):]
     manifest = {
         "kind": "cls", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model, "data_hash": pairs_hash(pairs), "dataset": dataset.name,
         "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "lr": lr,
                   "class_weights": weight.tolist() if weight is not None else None, "precision_used": used},
         "machine": precision.machine(used),
-        "metrics": {"steps": steps, "rows": len(examples), "training_pairs": len(pairs), "positives": n_pos,
-                    "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
-                    "steps_per_s": round(steps / seconds, 3) if seconds else None},
+        "metrics": run_metrics(steps, len(examples), pairs, losses, seconds, positives=n_pos),
         "calibration": cal,
         "probe": probe_records(sample[:4], probs[:4]),  # the grader checks that the saved model reproduces these
     }

@@ -125,3 +125,33 @@ def dataset_for(o: dict):
     for note in dataset.notes:  # pairs dropped or changed by the loader: said before training on them
         err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     return dataset
+
+
+def loss_callback(steps: int, progress=None):
+    """``(callback, log)`` for a Hugging Face trainer: ``log["losses"]`` collects the logged losses and
+    ``progress(step, steps, loss)`` is told after every step."""
+    from transformers import TrainerCallback
+
+    log = {"losses": []}
+
+    class Report(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                log["losses"].append(float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kw):
+            if progress:
+                progress(state.global_step, steps, log["losses"][-1] if log["losses"] else float("nan"))
+
+    return Report(), log
+
+
+def run_metrics(steps: int, rows: int, pairs: list, losses: list[float], seconds: float,
+                positives: int | None = None) -> dict:
+    """The ``metrics`` of a trained model's manifest: steps, data (``positives``: of the rows trained on,
+    default: of ``pairs``), first and final loss, time."""
+    losses = losses or [float("nan")]
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"steps": steps, "rows": rows, "training_pairs": len(pairs), "positives": sum(p.label for p in pairs) if positives is None else positives,
+            "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
+            "steps_per_s": round(steps / seconds, 3) if seconds else None}

@@ -19,7 +19,7 @@ from lorag_harness.api.types import Pair, pairs_hash
 
 from lorag_harness.backends import precision
 
-from .common import check_positive, config_key, write_manifest
+from .common import check_positive, config_key, loss_callback, run_metrics, write_manifest
 from .outputs import claim
 
 
@@ -108,7 +108,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.losses import MarginMSELoss, MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     cfg.check()
     pairs = list(dataset.train_pairs)
@@ -132,16 +132,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
             r["label"] = float(m)
     data = HFDataset.from_list(rows).shuffle(seed=cfg.seed)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))
-    log = {"losses": []}
-
-    class Report(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                log["losses"].append(float(logs["loss"]))
-
-        def on_step_end(self, args, state, control, **kw):
-            if progress:
-                progress(state.global_step, steps, log["losses"][-1] if log["losses"] else float("nan"))
+    report, log = loss_callback(steps, progress)
 
     with tempfile.TemporaryDirectory(prefix="lorag-embedding-") as tmp:
         args = SentenceTransformerTrainingArguments(
@@ -151,7 +142,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
             batch_sampler=BatchSamplers.NO_DUPLICATES)  # a query twice in a batch would be its own false negative
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
                                              loss=MarginMSELoss(model) if cfg.teacher else MultipleNegativesRankingLoss(model),
-                                             callbacks=[Report()])
+                                             callbacks=[report])
         trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -163,16 +154,12 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     model.save(str(out))
     from collections import Counter
 
-    losses = log["losses"] or [float("nan")]
-    tail = losses[-max(1, len(losses) // 10):]
     manifest = {
         "kind": "embedding", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged)", "data_hash": pairs_hash(pairs),
         "dataset": dataset.name, "pairs": dict(Counter(p.provenance or "unknown" for p in pairs)),
         "hyper": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")},
-        "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "first_loss": losses[0],
-                    "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
-                    "steps_per_s": round(steps / seconds, 3) if seconds else None},
+        "metrics": run_metrics(steps, len(data), pairs, log["losses"], seconds),
         "machine": precision.machine("fp32"),
     }
     write_manifest(out, manifest)

@@ -23,6 +23,7 @@ from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
 from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
+                     loss_callback, run_metrics,
                      write_manifest)
 from .outputs import claim
 
@@ -137,7 +138,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     from datasets import Dataset as HFDataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss, ListNetLoss
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
 
     from lorag_harness.backends import precision
 
@@ -162,16 +163,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         loss = (LambdaLoss if cfg.loss == "lambda" else ListNetLoss)(model)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))
 
-    log = {"losses": []}
-
-    class Report(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                log["losses"].append(float(logs["loss"]))
-
-        def on_step_end(self, args, state, control, **kw):
-            if progress:
-                progress(state.global_step, steps, log["losses"][-1] if log["losses"] else float("nan"))
+    report, log = loss_callback(steps, progress)
 
     with tempfile.TemporaryDirectory(prefix="lorag-reranker-") as tmp:
         args = CrossEncoderTrainingArguments(
@@ -179,7 +171,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
             warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
             report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=used == "bf16",
             dataloader_drop_last=False)
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[Report()])
+        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[report])
         trainer.remove_callback(PrinterCallback)  # progress goes to the Rich bar
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -201,8 +193,6 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     sample = calibration_sample(pairs, max(cfg.calibration_pairs, 4), cfg.seed)
     probs = CrossEncoderGrader.predict(saved, sample)
     cal = calibration([p.label for p in sample], probs) if cfg.calibration_pairs and len({p.label for p in sample}) == 2 else None
-    losses = log["losses"] or [float("nan")]
-    tail = losses[-max(1, len(losses) // 10):]
     manifest = {
         "kind": "cross-encoder", "out": str(out), "key": config_key(cfg, pairs),
         "base_model": cfg.base_model or "all-minilm-l6-v2 (packaged encoder, new 1-logit head)",
@@ -210,9 +200,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
                   "precision_used": used},
         "machine": precision.machine(used),
-        "metrics": {"steps": steps, "rows": len(data), "training_pairs": len(pairs), "positives": n_pos,
-                    "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
-                    "steps_per_s": round(steps / seconds, 3) if seconds else None},
+        "metrics": run_metrics(steps, len(data), pairs, log["losses"], seconds),
         "calibration": cal,
         "probe": probe_records(sample[:4], probs[:4]),  # the grader checks that the saved model reproduces these
     }
