@@ -58,7 +58,7 @@ def train_options(f):
                      help="Former name: none = --precision fp32, bf16 = --precision bf16"),
         click.option("--grad-accum", type=int, default=None, help="Batches per optimiser step"),
         click.option("--val-pairs", type=int, default=None,
-                     help="Stage s1: training pairs held out by document for validation [quick profile: 64; 0: none]"),
+                     help="Stage s1: training pairs held out by document for validation [quick profile: 128; 0: none]"),
         click.option("--val-every", type=int, default=None, help="Steps between validations [20]"),
         click.option("--patience", type=int, default=None,
                      help="Validations without improvement before stopping early [4; 0: never]"),

@@ -11,9 +11,9 @@ PROFILES = {
         # steps: what fits 10 minutes, at most 2 epochs of the pairs left after the validation slice
         "s1": {"epochs": 2.0, "time_budget": 600.0, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "dropout": 0.0,
                "max_doc_tokens": 48, "objective": "binary", "batches": "balanced", "precision": "auto",
-               "val_pairs": 64, "val_every": 20, "patience": 4, "prefix_cache": True},
+               "val_pairs": 128, "val_every": 20, "patience": 4},
         "s2": {"steps": 40, "batch_size": 8, "lr": 1.5e-4, "warmup": 0.1, "dropout": 0.0, "max_doc_tokens": 48,
-               "precision": "auto", "prefix_cache": True},
+               "precision": "auto"},
         # lorag train reranker / cls (trainers/rerank_train.py RerankConfig, trainers/cls_train.py ClsConfig)
         # two epochs at lr 2e-4: 80 steps at 1e-4 under-trained it (bench/rerankers.py, docs/graders.md)
         "reranker": {"epochs": 2.0, "batch_size": 16, "lr": 2e-4, "max_length": 96, "precision": "auto"},
