@@ -145,7 +145,7 @@ def main():
     rag = [Pair(q.text, d.text, d.topic == q.topic) for q in ds.queries[:10] for d in ds.corpus[:20]]
     # one grader per variant (none is reconfigured while in use); variants share the loaded weights
     g = LMGrader("s2" if adapter else "base", adapter=adapter, batch_size=args.batch_size, prefix_cache=False,
-                 score_batch_size=args.score_batch_size, max_doc_tokens=args.max_doc_tokens)  # (b)
+                 score_batch_size=args.score_batch_size, max_doc_tokens=args.max_doc_tokens, precision="fp32")  # (b)
     g.model  # load before timing
     g_c = g.variant(prefix_cache=True)  # (c) through grade(); reasons, free decoding
     g_b16, g_c16 = g.variant(quant="bf16"), g.variant(quant="bf16", prefix_cache=True)  # same weights, bf16 matmuls

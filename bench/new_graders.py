@@ -83,15 +83,15 @@ def main():
     rr = rr or untrained_reranker(tmp / "reranker")
     cl = cl or untrained_cls(tmp / "cls")
     graders = {"embedding": EmbeddingGrader(train_pairs=ds.train_pairs, topics=ds.topics),
-               "cross-encoder": CrossEncoderGrader(rr)}
+               "cross-encoder": CrossEncoderGrader(rr, bf16=False)}
     graders["cross-encoder bf16"] = CrossEncoderGrader(rr, bf16=True)
-    graders["cls"] = ClsHeadGrader(cl, max_doc_tokens=args.max_doc_tokens)
+    graders["cls"] = ClsHeadGrader(cl, max_doc_tokens=args.max_doc_tokens, bf16=False)
     graders["cls bf16"] = ClsHeadGrader(cl, max_doc_tokens=args.max_doc_tokens, bf16=True)
     if not args.skip_lm:
         from lorag_harness.graders.lm_graders import LMGrader
 
         lm = LMGrader("s2" if args.adapter else "base", adapter=args.adapter, prefix_cache=False, score_batch_size=32,
-                      max_doc_tokens=args.max_doc_tokens)
+                      max_doc_tokens=args.max_doc_tokens, precision="fp32")
         lm.model
         graders["lm (b)"] = lm
         graders["lm (b) bf16"] = lm.variant(quant="bf16")

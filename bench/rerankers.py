@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.results_file import intervals, update
 
 KEY = "rerankers"
-BASE = {"batch_size": 16, "max_length": 96, "bf16": True}
+BASE = {"batch_size": 16, "max_length": 96, "precision": "bf16"}
 VARIANTS = {
     "80 steps, lr 1e-4 (former demo)": {"steps": 80, "lr": 1e-4},
     "2 epochs, lr 2e-4 (quick profile)": {"epochs": 2.0, "lr": 2e-4},

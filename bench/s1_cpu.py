@@ -36,7 +36,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--out", default="runs/s1_cpu.jsonl")
     ap.add_argument("--record", action="store_true", help="Also store the run in bench/results.json")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from lorag_harness.backends import precision
     from lorag_harness.evaluation.runner import load_dataset
@@ -48,15 +53,18 @@ def main(argv=None):
     dataset = load_dataset("reuters-r8", {"n_train": args.train_pairs, "n_eval": 200, "seed": args.seed,
                                           "positive_rate": 0.5})
     start = time.perf_counter()
+    cpu0 = time.process_time()
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(stage="s1", out=str(Path(tmp) / "s1"), seed=args.seed, **values)
 
         def progress(step, total, loss, auc):
-            print(f"  step {step}/{total} loss {loss:.3f} val {auc} t={time.perf_counter() - start:.0f}s", flush=True)
+            print(f"  step {step}/{total} loss {loss:.3f} val {auc} t={time.perf_counter() - start:.0f}s "
+                  f"cpu={time.process_time() - cpu0:.0f}s load={os.getloadavg()[0]:.1f}", flush=True)
 
         m = train(cfg, dataset, progress, log=lambda line: print(line, flush=True))
     row = {"name": args.name, "overrides": overrides, "wall_s": round(time.perf_counter() - start, 1),
+           "cpu_s": round(time.process_time() - cpu0, 1), "threads": args.threads or None,
            "train_s": m["metrics"]["seconds"], "steps_run": m["metrics"]["steps_run"],
            "steps_per_s": round(m["metrics"]["steps_per_s"], 4), "stopped": m["metrics"]["stopped"],
            "first_loss": round(m["metrics"]["first_loss"], 4), "final_loss": round(m["metrics"]["final_loss"], 4),

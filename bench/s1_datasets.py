@@ -166,8 +166,8 @@ def table(args) -> None:
             f"{name} step {s}/{n} loss {loss:.4f} val {auc}", flush=True))
         wall = time.perf_counter() - start
         max_doc = values.get("max_doc_tokens", 160)
-        graders = {"base": LMGrader("base", max_doc_tokens=max_doc),
-                   "s1": LMGrader("s1", adapter=str(out), max_doc_tokens=max_doc),
+        graders = {"base": LMGrader("base", max_doc_tokens=max_doc, precision="fp32"),  # as the table was measured
+                   "s1": LMGrader("s1", adapter=str(out), max_doc_tokens=max_doc, precision="fp32"),
                    "embedding": EmbeddingGrader(train_pairs=ds.train_pairs)}
         row = {"train_pairs": len(ds.train_pairs), "eval_pairs": len(ds.eval_pairs), "profile": DEFAULT_PROFILE,
                "time_budget_s": budget, "train_wall_s": round(wall, 1), "steps_run": m["metrics"]["steps_run"],

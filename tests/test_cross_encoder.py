@@ -178,7 +178,10 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
     tiny = {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8}
     monkeypatch.setitem(profiles.PROFILES, "quick", {
         "s1": {**tiny, "val_pairs": 0}, "s2": tiny, "reranker": {"steps": 2, "batch_size": 4, "calibration_pairs": 8},
-        "cls": {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8, "bf16": False}})
+        "cls": {"steps": 2, "batch_size": 4, "max_doc_tokens": 16, "calibration_pairs": 8, "precision": "fp32"}})
+    # two steps of a tiny random model do not learn; the demo stops at a weak S1 (tests/test_precision.py),
+    # so here S1 counts as learned: the comparison downstream is what this test is about
+    monkeypatch.setattr("lorag_harness.trainers.train.verdict", lambda *a, **k: [])
     out = tmp_path / "demo"
     args = ["demo", "--out-dir", str(out), "--base-model", tiny_model_dir, "--reranker-from", tiny_bert, "--with", "cls",
             "--train-pairs", "24", "--eval-pairs", "8", "--rag-queries", "2", "--s2-pairs", "2"]

@@ -419,3 +419,28 @@ def test_default_s1_profile_fits_a_time_budget_unless_a_count_is_given():
     assert make_config("s1", _options(loss="full")).objective == "token"
     with pytest.raises(LoragError, match="binary objective"):
         make_config("s1", _options(loss="full", objective="binary"))
+
+
+def test_prefix_cached_loss_is_the_same_loss(tokenizer):
+    """The shared prompt prefix run once (no gradient) and reused as KV cache: same loss values."""
+    from conftest import make_tiny_llama
+
+    from lorag_harness.graders.prefix_cache import common_prefix
+    from lorag_harness.trainers.loss import value_ce
+    from lorag_harness.trainers.train import cut_prefix
+
+    model = make_tiny_llama(tokenizer).eval()
+    pairs = [PAIR, Pair("grain", "wheat exports rose sharply this year", False, "grain", "shipping", "p3"),
+             Pair("news about gold", "gold prices and mining output", True, "gold", "gold", "p4")]
+    for stage in ("s1", "s2"):
+        examples = build_examples(tokenizer, pairs, None, stage)
+        p = common_prefix([e.input_ids for e in examples])
+        assert p > 20  # the chat template and the instruction
+        cut = collate(cut_prefix(examples, p), tokenizer.pad_token_id)
+        cut["prefix_ids"] = torch.tensor([examples[0].input_ids[:p]])
+        whole = collate(examples, tokenizer.pad_token_id)
+        with torch.no_grad():
+            assert masked_loss(model, cut).item() == pytest.approx(masked_loss(model, whole).item(), rel=1e-4)
+            if stage == "s1":
+                got, want = value_ce(model, cut, 2629, 7065), value_ce(model, whole, 2629, 7065)
+                assert got[1].item() == pytest.approx(want[1].item(), rel=1e-4)

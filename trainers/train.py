@@ -253,7 +253,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         nonlocal best, best_state, stale, val_seconds
         say(f"validating {len(val_pairs)} pairs")
         t = time.perf_counter()
-        auc = validator(model)
+        with autocast:  # the precision graders resolve to on this machine: the threshold fits their scores
+            auc = validator(model)
         val_seconds += time.perf_counter() - t
         say("training")
         curve.append({"step": step, "auc": round(auc, 4), "seconds": round(time.perf_counter() - start, 1)})
@@ -303,7 +304,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             if cfg.patience and stale >= cfg.patience and step < steps:
                 stopped = f"validation AUC did not improve for {cfg.patience} validations"
         # the last validation must fit too: stop when the budget cannot hold one more step and it
-        last_val = val_seconds / len(curve) if validator and curve[-1]["step"] != step else 0.0
+        last_val = val_seconds / len(curve) if validator else 0.0
         if cfg.time_budget and step < steps and \
                 time.perf_counter() - start + step_times[-1] + last_val > cfg.time_budget:
             stopped = "time budget reached"

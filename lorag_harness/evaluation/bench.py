@@ -70,7 +70,10 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
         p = result.partial
         console.print(f"[bold red]PARTIAL RESULTS:[/] " + escape(f"the run stopped at {p['grader']} · {p['task']} "
                       f"({p['error']}); not measured: {', '.join(p['missing'])}"), soft_wrap=True, emoji=False)
-    console.print(f"[dim]{time.perf_counter() - start:.0f} s in all[/]")
+    from lorag_harness.backends.precision import describe
+
+    where = f" on {describe(result.config['machine'])}" if result.config.get("machine") else ""
+    console.print(f"{time.perf_counter() - start:.0f} s in all{where}", style="dim", markup=False, soft_wrap=True)
     if out and not finished:
         console.print(f"nothing finished: {out} not written")
     elif out:
