@@ -112,7 +112,11 @@ def tiny_bert(tmp_path_factory):
 
 @pytest.mark.parametrize("faster", ["fp32", "bf16"])
 def test_auto_follows_the_probe_in_every_trainer_and_grader(faster, probe_says, tiny_model_dir, tiny_bert, r8_small,
-                                                            tmp_path):
+                                                            tmp_path, monkeypatch):
+    from lorag_harness.evaluation import calibration
+
+    # a tiny random model may rank its 8 calibration pairs upside down; graders refuse that (test_inversion.py)
+    monkeypatch.setattr(calibration, "check_manifest", lambda manifest, where: None)
     probe_says(faster)  # fp32: a CPU without native bf16 (AVX2); bf16: one where it measured faster
     trained, (rr, cls) = _trained_precisions(tiny_model_dir, tiny_bert, r8_small, tmp_path)
     assert trained == {"s1": faster, "s2": faster, "reranker": faster, "cls": faster, "machine": faster}

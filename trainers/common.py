@@ -73,11 +73,15 @@ def calibration(labels: list[bool], scores) -> dict:
     """Youden threshold on training-pair scores, with the AUC and balanced accuracy there."""
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+    from lorag_harness.evaluation.calibration import auc_interval
+
     from .calibrate import youden_threshold
 
     scores = np.asarray(scores, dtype=float)
     cut = youden_threshold(labels, scores)
+    _, low, high = auc_interval(labels, scores)
     return {"pairs": len(labels), "threshold": cut, "auc": float(roc_auc_score(labels, scores)),
+            "auc_low": round(low, 4), "auc_high": round(high, 4),
             "balanced_accuracy": float(balanced_accuracy_score(labels, scores >= cut)),
             "positive_rate": float(np.mean(labels))}
 
@@ -107,6 +111,10 @@ def print_summary(what: str, manifest: dict) -> None:
     if c:
         err.print(f"{what}: threshold {c['threshold']:.3f} on {c['pairs']} training pairs "
                   f"(AUC {c['auc']:.3f}, balanced accuracy {c['balanced_accuracy']:.3f})")
+        if c.get("auc_high") is not None and c["auc_high"] < 0.5:
+            err.print(f"[bold red]WARNING: {manifest['out']} ranks its training pairs upside down (AUC {c['auc']:.2f}, "
+                      f"95% CI {c['auc_low']:.2f}–{c['auc_high']:.2f}); graders will refuse it: check the pairs' "
+                      "labels and negatives, then retrain[/]")
 
 
 def run_with_progress(train_fn, cfg, dataset, what: str, **kw) -> dict:
