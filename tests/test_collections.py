@@ -31,6 +31,7 @@ def _lorag(args, env, cwd):
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.integration  # ir_datasets builds its docstore
 def test_irds_reads_a_beir_collection_from_ir_datasets_home(tmp_path, tiny_model_dir):
     # a grader that does not calibrate: one judged training pair is too few to fit one (and is refused)
     home = tmp_path / "irds"

@@ -56,7 +56,8 @@ PAIRS = [(f"query {i}: {topic}", f"Document {i}. " + text * (1 + i % 3))
                                             ("coffee", "Coffee futures slid on rain in Brazil. ")] * 8)]
 
 
-@pytest.mark.parametrize("quant, tol", [("f16", 1e-3), pytest.param("q8_0", 1e-2, marks=pytest.mark.integration)])
+@pytest.mark.integration  # writes and reloads two GGUF files
+@pytest.mark.parametrize("quant, tol", [("f16", 1e-3), ("q8_0", 1e-2)])
 def test_gguf_matches_the_merged_model(sharp_adapter, tmp_path, quant, tol):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

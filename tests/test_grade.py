@@ -214,6 +214,7 @@ cli(["grade", "-g", "slow", *sys.argv[2:]])
 '''
 
 
+@pytest.mark.integration  # kills a real grade process
 def test_killed_grade_resumes_without_loss_or_repeats(tmp_path):
     n = 200
     rows = make_rows(n)

@@ -111,6 +111,7 @@ def test_a_model_named_in_the_spec_is_blamed_as_the_spec(pairs_file, tmp_path):
     assert f"grader embedding:{broken}: could not load the model" in r.output and "--embedder" not in r.output
 
 
+@pytest.mark.integration  # the hub's retries when offline
 def test_a_hub_base_model_that_cannot_be_loaded_stops_before_work(plugins, pairs_file):
     start = time.monotonic()
     r = CliRunner().invoke(cli, ["bench", "-g", "recorder,base", "--base-model", "no-such-org/no-such-model-4242",

@@ -53,6 +53,7 @@ def test_nothing_listening_is_one_line_before_work_and_leaves_no_manifest(pairs,
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.integration  # waits for Ray's timeout
 def test_an_endpoint_that_is_not_ray_is_given_up_after_the_timeout(pairs, tmp_path, tiny_model_dir):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

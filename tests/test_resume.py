@@ -1,3 +1,4 @@
+import pytest
 """A bench killed midway resumes without losing or recomputing stored judgments."""
 import json
 import signal
@@ -43,6 +44,7 @@ print(json.dumps(result.results["s1-relevance"]["slow"].metrics["accuracy"].to_d
 '''
 
 
+@pytest.mark.integration  # kills a real bench process
 def test_killed_bench_resumes(tmp_path):
     script, cache, log = tmp_path / "run.py", tmp_path / "c.sqlite", tmp_path / "graded.log"
     script.write_text(SCRIPT)
