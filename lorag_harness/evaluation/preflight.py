@@ -24,17 +24,24 @@ def _hub_id(name: str) -> bool:
     return True
 
 
-def _read_json(path: Path, option: str, kinds: tuple = (dict,)) -> dict:
+def read_json(path: Path, option: str | None = None, kinds: tuple = (dict,)):
+    """A JSON file's object (or list, with ``kinds=(list,)``); every failure one line naming the file (and
+    ``option``, when given)."""
+    where = f"{option}: {path}" if option else str(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LoragError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise LoragError(f"{where}: is a folder") from None
     except UnicodeDecodeError:
-        raise LoragError(f"{option}: {path} is not UTF-8 text") from None
+        raise LoragError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
-        raise LoragError(f"{option}: {path}:{e.lineno}: invalid JSON ({e.msg})") from None
+        raise LoragError(f"{where}:{e.lineno}: invalid JSON ({e.msg})") from None
     except OSError as e:
-        raise LoragError(f"{option}: {path}: {e.strerror}") from None
+        raise LoragError(f"{where}: {e.strerror or e}") from None
     if not isinstance(value, kinds):
-        raise LoragError(f"{option}: {path}: expected a JSON {'object' if kinds == (dict,) else 'list'}, found {type(value).__name__}")
+        raise LoragError(f"{where}: expected a JSON {'object' if kinds == (dict,) else 'list'}, found {type(value).__name__}")
     return value
 
 
@@ -59,11 +66,11 @@ def check_base_model(name: str | None, option: str = "--base-model") -> None:
         return
     folder = _local_folder(name, option)
     if folder is None:
-        config = _read_json(_hub_config(name, option), option)
+        config = read_json(_hub_config(name, option), option)
     else:
         if not (folder / "config.json").is_file():
             raise LoragError(f"{option} {name}: not a model folder (no config.json)")
-        config = _read_json(folder / "config.json", option)
+        config = read_json(folder / "config.json", option)
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     kind, archs = config.get("model_type"), config.get("architectures") or []
@@ -103,7 +110,7 @@ def check_embedder(name: str | None, option: str = "--embedder") -> None:
         raise LoragError(f"{option} {name}: not a sentence-transformers model folder (no modules.json or config.json)")
     for f, kinds in (("modules.json", (list,)), ("config.json", (dict,))):  # sentence-transformers: modules.json is a list
         if (folder / f).is_file():
-            _read_json(folder / f, option, kinds)
+            read_json(folder / f, option, kinds)
 
 
 def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:
@@ -119,8 +126,8 @@ def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:
         raise LoragError(f"{where}: {folder} is a file; pass the adapter folder")
     if not (path / "adapter_config.json").is_file():
         raise LoragError(f"{where}: {folder} is not a peft adapter folder (no adapter_config.json)")
-    _read_json(path / "adapter_config.json", where)
-    manifest = _read_json(path / "manifest.json", where) if (path / "manifest.json").is_file() else {}
+    read_json(path / "adapter_config.json", where)
+    manifest = read_json(path / "manifest.json", where) if (path / "manifest.json").is_file() else {}
     trained_on = manifest.get("base_model")
     wanted = base_model or lm.DEFAULT_MODEL
     if trained_on and str(trained_on) != str(wanted):

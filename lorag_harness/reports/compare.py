@@ -9,30 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lorag_harness.errors import LoragError
+from lorag_harness.evaluation.preflight import read_json
 from lorag_harness.api.task import TaskResult
 from lorag_harness.evaluation.runner import BenchResult
 from lorag_harness.evaluation.stats import Metric, delong, mcnemar_exact, paired_randomization
 
 BASELINE_TASK = "baseline"  # the task name a pytest baseline file is shown under
 NOT_PAIRED = {"label", "score", "query_ids", "y", "yhat"}  # per-unit data that are not a metric of their own
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LoragError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LoragError(f"{path}: is a folder") from None
-    except UnicodeDecodeError:
-        raise LoragError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise LoragError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
-    except OSError as e:
-        raise LoragError(f"{path}: {e.strerror or e}") from None
-    if not isinstance(value, dict):
-        raise LoragError(f"{path}: expected a JSON object, found {type(value).__name__}")
-    return value
 
 
 def _baseline(path: Path, data: dict) -> BenchResult:
@@ -54,11 +37,11 @@ def load_results(path: str | Path) -> BenchResult:
             raise LoragError(f"{path}: a folder without .json files (expected pytest baselines)")
         merged = BenchResult(f"pytest baselines {path.name}/", "", [], [BASELINE_TASK], {BASELINE_TASK: {}}, {}, {})
         for f in files:
-            one = _baseline(f, _load_json(f))
+            one = _baseline(f, read_json(f))
             merged.graders += one.graders
             merged.results[BASELINE_TASK].update(one.results[BASELINE_TASK])
         return merged
-    data = _load_json(path)
+    data = read_json(path)
     if "results" not in data and "metrics" in data:
         return _baseline(path, data)
     if "results" not in data:
