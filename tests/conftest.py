@@ -1,5 +1,7 @@
+import contextlib
 import json
 import os
+import threading
 
 import pytest
 import torch
@@ -88,3 +90,17 @@ def pytest_collection_modifyitems(config, items):
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = kept
+
+
+@contextlib.contextmanager
+def loopback_http(srv):
+    """A loopback HTTP server (127.0.0.1, port 0) running in a thread: yields its /v1 base URL, then stops it."""
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)

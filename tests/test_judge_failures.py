@@ -8,6 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import loopback_http
 
 pytest.importorskip("openai")
 
@@ -55,15 +56,9 @@ class Stub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    srv.daemon_threads, srv.mode = True, "ok"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
+    srv.mode = "ok"
+    with loopback_http(srv) as url:
+        yield srv, url
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import loopback_http
 
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
@@ -129,16 +130,9 @@ class Script(BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Script)
-    srv.daemon_threads = True
     srv.attempts, srv.auth, srv.healed, srv.lock = {}, set(), False, threading.Lock()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
+    with loopback_http(srv) as url:
+        yield srv, url
 
 
 def pair(query, label=True):

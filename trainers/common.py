@@ -163,3 +163,11 @@ def run_metrics(steps: int, rows: int, pairs: list, losses: list[float], seconds
     return {"steps": steps, "rows": rows, "training_pairs": len(pairs), "positives": sum(p.label for p in pairs) if positives is None else positives,
             "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
             "steps_per_s": round(steps / seconds, 3) if seconds else None}
+
+
+def trainer_arguments(cfg, steps: int, output_dir: str) -> dict:
+    """The arguments every sentence-transformers trainer here shares: steps, batch, lr with linear warm-up,
+    a loss logged each step, nothing saved or reported, CPU, seeded."""
+    return dict(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
+                warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
+                report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed)

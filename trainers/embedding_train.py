@@ -19,7 +19,7 @@ from lorag_harness.api.types import Pair, pairs_hash
 
 from lorag_harness.backends import precision
 
-from .common import check_positive, config_key, loss_callback, run_metrics, write_manifest
+from .common import check_positive, config_key, loss_callback, run_metrics, trainer_arguments, write_manifest
 from .outputs import claim
 
 
@@ -136,9 +136,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="lorag-embedding-") as tmp:
         args = SentenceTransformerTrainingArguments(
-            output_dir=tmp, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-            warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
-            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed,
+            **trainer_arguments(cfg, steps, tmp),
             batch_sampler=BatchSamplers.NO_DUPLICATES)  # a query twice in a batch would be its own false negative
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data,
                                              loss=MarginMSELoss(model) if cfg.teacher else MultipleNegativesRankingLoss(model),

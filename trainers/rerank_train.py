@@ -23,7 +23,7 @@ from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
 from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
-                     loss_callback, run_metrics,
+                     loss_callback, run_metrics, trainer_arguments,
                      write_manifest)
 from .outputs import claim
 
@@ -167,9 +167,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
 
     with tempfile.TemporaryDirectory(prefix="lorag-reranker-") as tmp:
         args = CrossEncoderTrainingArguments(
-            output_dir=tmp, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-            warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
-            report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed, bf16=used == "bf16",
+            **trainer_arguments(cfg, steps, tmp), bf16=used == "bf16",
             dataloader_drop_last=False)
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[report])
         trainer.remove_callback(PrinterCallback)  # progress goes to the Rich bar
