@@ -63,6 +63,9 @@ def _result(tmp_path) -> BenchResult:
     """Three graders on a tiny collection, through the real tasks: one says "relevant" to everything,
     one is good but misses a relevant pair, one is noisy; long grader names."""
     ds = load_beir(str(write_beir(tmp_path / "c")), {"train_fraction": 0.25, "seed": 3})
+    # judged-only evaluation pairs are mostly relevant here: add judged negatives, so that saying "relevant" to
+    # everything is not as accurate as a good grader
+    ds.eval_pairs = ds.eval_pairs + [p for p in ds.train_pairs if not p.label][:3]
     missed = next(p.pair_id for p in ds.eval_pairs if p.label)
 
     def judge_of(fn):
