@@ -490,6 +490,7 @@ cli(sys.argv[2:])
 '''
 
 
+@pytest.mark.integration  # interrupts a real bench process
 def test_ctrl_c_midway_keeps_finished_results(tmp_path, pairs_file):
     import signal
     import time

@@ -140,6 +140,7 @@ def ranx_means(qrels_file, run_file, metrics) -> dict[str, float]:
 
 
 @pytest.mark.skipif(not CISI.is_dir(), reason="CISI collection not present")
+@pytest.mark.integration  # the whole CISI collection
 def test_bm25_run_on_cisi_matches_ranx(tmp_path):
     """Our metrics (ir-measures over our ordering) against ranx reading the TREC run file, to 1e-9."""
     ds = load_beir(str(CISI), {"train_fraction": 0})

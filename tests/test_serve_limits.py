@@ -136,6 +136,7 @@ def test_the_port_is_held_from_the_check_on_and_is_the_one_printed(monkeypatch):
     assert f"http://127.0.0.1:{port}/v1" in r.output
 
 
+@pytest.mark.integration  # starts a real lorag serve process
 def test_port_0_prints_the_port_it_listens_on(tiny_model_dir, tmp_path):
     log = tmp_path / "serve.log"
     with open(log, "w") as fh:
