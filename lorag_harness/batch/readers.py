@@ -83,7 +83,7 @@ class PairFile:
         self.source = str(path)  # as the user wrote it, for messages
         self.format = file_format(path, option)
         if not self.path.is_file():
-            raise DataError(self.source, None, "file not found" if not self.path.exists() else "not a file")
+            raise LoragError(f"{option} {self.source}: " + ("file not found" if not self.path.exists() else "not a file"))
         try:
             with open(self.path, "rb"):
                 pass

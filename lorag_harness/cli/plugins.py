@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from lorag_harness.api import registry
 
@@ -19,5 +20,5 @@ def plugins():
         for col in ("name", "description", "plugin", "from"):
             table.add_column(col)
         for e in entries.values():
-            table.add_row(e.name, e.description, e.plugin, origins.get(e.plugin, "built-in"))
+            table.add_row(*(Text(x) for x in (e.name, e.description, e.plugin, origins.get(e.plugin, "built-in"))))
         console.print(table)
