@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -56,7 +57,7 @@ class Group(click.Group):
                 traceback.print_exc()
             message, code = describe(e)
             err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
-            sys.exit(code)
+            _exit(code)
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(CORE_COMMANDS))
@@ -92,6 +93,18 @@ def cli(debug):
 
 
 pm.hook.register_commands(cli=cli)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. A ``ray.init`` given up on (--ray-timeout) leaves Ray's native client in a thread
+    that can crash the interpreter's teardown (SIGSEGV instead of the exit code): then leave at once."""
+    import threading
+
+    if any(t.name == "lorag-ray-init" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main():  # console script
