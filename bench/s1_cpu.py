@@ -17,15 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-
-def coerce(v: str):
-    for t in (int, float):
-        try:
-            return t(v)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(v.lower(), v)
+from bench.s1_datasets import coerce
 
 
 def main(argv=None):

@@ -79,7 +79,7 @@ def coerce(v: str):
             return t(v)
         except ValueError:
             pass
-    return {"none": None, "true": True, "false": False}.get(v, v)
+    return {"none": None, "true": True, "false": False}.get(v.lower(), v)
 
 
 def experiment(args) -> None:
