@@ -169,3 +169,11 @@ def test_train_embedding_distils_a_teacher_graders_margins(corpus, tmp_path):
     r = run("train", "embedding", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--from", base,
             "--teacher", "no-such-grader", "--out", tmp_path / "x", "--steps", "1")
     assert r.exit_code == 2 and "no-such-grader" in r.output
+
+
+def test_pairs_refuses_an_unwritable_out_before_reading_the_corpus(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = run("pairs", str(tmp_path / "missing-corpus.txt"), "--out", str(blocker / "pairs.jsonl"))
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines()[-1].startswith(f"error: --out {blocker / 'pairs.jsonl'}: cannot create the folder")

@@ -9,6 +9,7 @@ import click
 
 from lorag_harness.cli.options import apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
+from lorag_harness.evaluation.preflight import check_output
 from lorag_harness.hookspecs import hookimpl
 
 from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
@@ -289,6 +290,7 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
     target = Path(out)
     if target.is_dir():
         raise LoragError(f"--out {out}: is a folder, not a file")
+    check_output(out, "--out")  # writable, before the corpus is read
     passages = read_passages(corpus)
     only = None
     if max_docs and max_docs < len(passages):
@@ -316,8 +318,6 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
 def merge(adapter, out, base_model, force, gguf_out, quant):
     """Fold an adapter into the base model; write the merged model and its tokenizer (--out) and/or a
     GGUF file (--gguf)."""
-    from lorag_harness.evaluation.preflight import check_output
-
     from .train import merge as merge_adapter
 
     if not out and not gguf_out:
