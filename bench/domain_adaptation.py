@@ -1,8 +1,9 @@
 """Domain adaptation on a BEIR collection (default: CISI): does a grader trained on the user's own
 corpus beat BM25 and the untrained embedder on human judgments?
 
-    python bench/domain_adaptation.py                       # BM25, dense, untrained and trained embedders
-    python bench/domain_adaptation.py --sources synthetic   # only the no-judgment variant
+    python -m bench.domain_adaptation                       # BM25, dense, untrained and trained embedders
+    python -m bench.domain_adaptation --sources synthetic   # only the no-judgment variant
+    python -m bench.domain_adaptation --kinds embedding,reranker
 
 Rows: the BM25 first stage (top 100), the dense first stage (the untrained embedder, top 100), the
 untrained embedder reranking BM25@100, and the embedder fine-tuned by ``lorag train embedding``
@@ -12,7 +13,10 @@ judgment used), qrels (the query-disjoint 20% training queries), both. Evaluatio
 queries. nDCG@10, MRR@10, MAP@100 (ir-measures); paired randomization tests on per-query nDCG@10
 against BM25 and against the untrained embedder. Reranking orders BM25's candidates by cosine
 (ties: BM25 order), the order the embedding grader gives when its calibration slope is positive;
-the corpus is encoded once per model. Training wall time is recorded with the machine.
+the corpus is encoded once per model. Each reranking also gets an RRF row: reciprocal rank fusion
+(k=60) of its order with BM25's (``lorag bench -t rerank --fusion rrf``). ``--kinds reranker`` adds
+the cross-encoder (``lorag train reranker``) trained on the same pairs. Training wall time is
+recorded with the machine.
 Results: bench/results.json under "domain_adaptation"."""
 from __future__ import annotations
 
@@ -28,12 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval import first_stage as retrieval
+from lorag_harness.retrieval.fusion import rrf
 from lorag_harness.data.beir import load_beir
 from lorag_harness.api.types import Dataset
 from lorag_harness.evaluation.stats import paired_randomization
-from lorag_harness.trainers.embedding_train import EmbeddingConfig, machine, train_embedding
+from lorag_harness.backends.precision import machine
+from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
 from lorag_harness.trainers.recipe import recipe_pairs
-from lorag_harness.trainers.rerank_train import config_key
+from lorag_harness.trainers.rerank_train import RerankConfig, config_key, train_reranker
 from bench.results_file import update
 
 MEASURES = {"ndcg@10": ranking.STANDARD["ndcg@10"], "mrr@10": ranking.STANDARD["mrr@10"], "map@100": ranking.STANDARD["map@100"]}
@@ -63,6 +69,7 @@ def main():
     ap.add_argument("--data", default="/work/shared/data/cisi")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--sources", default="synthetic,qrels,both")
+    ap.add_argument("--kinds", default="embedding", help="trained graders: embedding, reranker (comma-separated)")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
@@ -84,9 +91,13 @@ def main():
     out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries),
            "training_queries": len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
            "k": 100, "recipe": {k: v for k, v in vars(EmbeddingConfig(out="")).items() if k != "out"},
-           "machine": machine(), "rows": []}
+           "machine": machine("fp32"), "rows": []}
     saved = Path(args.models) / "per_query.json"
     per_query = json.loads(saved.read_text()) if args.skip_baselines and saved.is_file() else {}
+
+    def fused(system, rankings, **extra):
+        row(system, rankings, **extra)
+        row(system.replace(" reranking ", " + RRF with "), {q: rrf(r, cands[q]) for q, r in rankings.items()})
 
     def row(system, rankings, **extra):
         values = ranking.per_query(MEASURES, qrels, rankings)
@@ -96,7 +107,8 @@ def main():
         saved.write_text(json.dumps(on_disk | {system: values}))
         r = {"system": system, **{m: round(float(np.mean([v[q.query_id] for q in queries])), 4) for m, v in values.items()},
              **extra}
-        for other, key in (("BM25@100", "vs_bm25"), ("untrained embedding reranking BM25@100", "vs_untrained")):
+        untrained = "untrained embedding " + ("+ RRF with" if " + RRF with " in system else "reranking") + " BM25@100"
+        for other, key in (("BM25@100", "vs_bm25"), (untrained, "vs_untrained")):  # fused rows against fused
             if other in per_query and other != system:
                 t = paired_randomization([values["ndcg@10"][q.query_id] for q in queries],
                                          [per_query[other]["ndcg@10"][q.query_id] for q in queries])
@@ -106,29 +118,62 @@ def main():
         save(args.results, out)
 
     row("BM25@100", cands)
-    if not (args.skip_baselines and "untrained embedding reranking BM25@100" in per_query):
+    if not (args.skip_baselines and {"untrained embedding reranking BM25@100", "untrained embedding + RRF with BM25@100"} <= set(per_query)):
         base = SentenceTransformer(resolve_embedder(None), device="cpu")
         start = time.perf_counter()
         rerank, dense = cosine_rankings(base, ds, queries, cands)
         enc_s = time.perf_counter() - start
         row("dense@100 (untrained embedding)", dense)
-        row("untrained embedding reranking BM25@100", rerank, encode_seconds=round(enc_s, 1))
+        fused("untrained embedding reranking BM25@100", rerank, encode_seconds=round(enc_s, 1))
+    kinds = [k for k in args.kinds.split(",") if k]
     for source in [s for s in args.sources.split(",") if s]:
         pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed)
-        folder = Path(args.models) / source
-        cfg = EmbeddingConfig(out=str(folder), seed=args.seed)
-        manifest_file = folder / "manifest.json"
-        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
-        if manifest.get("key") != config_key(cfg, pairs):
-            manifest = train_embedding(cfg, Dataset(f"{ds.name} [{source}]", pairs, []),
-                                       lambda s, t, l: print(f"  {source}: step {s}/{t} loss {l:.3f}", flush=True) if s % 10 == 0 else None)
-        model = SentenceTransformer(str(folder), device="cpu")
-        rerank, dense = cosine_rankings(model, ds, queries, cands)
-        m = manifest["metrics"]
-        train = {"pairs": manifest["pairs"], "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
-                 "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
-        row(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=train)
-        row(f"dense@100 (embedding trained on {source} pairs)", dense)
+        data = Dataset(f"{ds.name} [{source}]", pairs, [])
+        if "embedding" in kinds:
+            folder = Path(args.models) / source
+            cfg = EmbeddingConfig(out=str(folder), seed=args.seed)
+            manifest = trained(folder, cfg, pairs, lambda: train_embedding(cfg, data, steps_printer(source)))
+            model = SentenceTransformer(str(folder), device="cpu")
+            rerank, dense = cosine_rankings(model, ds, queries, cands)
+            fused(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=training(manifest))
+            row(f"dense@100 (embedding trained on {source} pairs)", dense)
+        if "reranker" in kinds:
+            folder = Path(args.models) / f"reranker-{source}"
+            cfg = RerankConfig(out=str(folder), seed=args.seed)
+            manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {source}")))
+            fused(f"cross-encoder trained on {source} pairs reranking BM25@100",
+                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest))
+
+
+def steps_printer(what: str):
+    return lambda s, t, l: print(f"  {what}: step {s}/{t} loss {l:.3f}", flush=True) if s % 10 == 0 else None
+
+
+def trained(folder: Path, cfg, pairs, train) -> dict:
+    """The model's manifest, trained now unless the folder holds this very recipe on these pairs."""
+    manifest_file = folder / "manifest.json"
+    manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
+    return manifest if manifest.get("key") == config_key(cfg, pairs) else train()
+
+
+def training(manifest: dict) -> dict:
+    m = manifest["metrics"]
+    return {"pairs": manifest["pairs"], "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
+            "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
+
+
+def cross_encoder_rankings(folder: str, ds, queries, cands):
+    """BM25's candidates by the cross-encoder's score, ties in BM25 order."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(folder, device="cpu")
+    text = {d.doc_id: d.text for d in ds.corpus}
+    out = {}
+    for q in queries:
+        c = cands[q.query_id]
+        s = np.asarray(model.predict([(q.text, text[d]) for d in c], batch_size=64, show_progress_bar=False))
+        out[q.query_id] = [c[i] for i in np.argsort(-s, kind="stable")]
+    return out
 
 
 def table(result: dict) -> str:
@@ -141,7 +186,9 @@ def table(result: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
         tr = r.get("training")
-        when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s (load {tr['machine']['load_average'][0]:.0f})" if tr else ""
+        load = (tr or {}).get("machine", {}).get("load_average")
+        load = load[0] if isinstance(load, list) else load
+        when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s (load {load:.1f})" if tr else ""
         lines.append(f"| {r['system']} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['map@100']:.3f} | {test(r, 'vs_bm25')} "
                      f"| {test(r, 'vs_untrained')} | {when} |")
     return "\n".join(lines)

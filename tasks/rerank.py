@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from lorag_harness.retrieval import fusion as fusions
 from lorag_harness.retrieval import random_order
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval import first_stage as retrieval
@@ -32,11 +33,15 @@ class Rerank:
 
     Order of the reranked list: ``lorag_harness.retrieval.metrics.order`` (score descending; judgments without
     a score after those with one, relevant before not relevant before undecided; ties keep the
-    first-stage order). Recall@k is the first stage's: the ceiling of any reranking."""
+    first-stage order). Recall@k is the first stage's: the ceiling of any reranking. ``fusion="rrf"``
+    ranks by reciprocal rank fusion of that order with the first stage's (``retrieval.fusion``)."""
 
     name = "rerank"
 
-    def __init__(self, k: int = 100, first_stage: str = "bm25", n_queries: int | None = None, embedder: str | None = None):
+    def __init__(self, k: int = 100, first_stage: str = "bm25", n_queries: int | None = None, embedder: str | None = None,
+                 fusion: str = "none"):
+        if fusion not in fusions.FUSIONS:
+            raise LoragError(f"rerank: fusion must be one of {', '.join(fusions.FUSIONS)}, not {fusion!r}")
         if k < 1:
             raise LoragError(f"rerank: k must be >= 1, not {k}")
         if n_queries is not None and n_queries < 1:
@@ -45,7 +50,7 @@ class Rerank:
         self._run = trec_runs.read_run(first_stage[len(trec_runs.PREFIX):]) if trec_runs.is_run(first_stage) else None
         if self._run is None:
             retrieval.check_first_stage(first_stage)
-        self.k, self.first_stage, self.n_queries, self.embedder = k, first_stage, n_queries, embedder
+        self.k, self.first_stage, self.n_queries, self.embedder, self.fusion = k, first_stage, n_queries, embedder, fusion
         self._cands = None
 
     def queries(self, dataset):
@@ -94,6 +99,8 @@ class Rerank:
         for q in qs:
             docs = cands[q.query_id]
             reranked[q.query_id] = ranking.order(docs, [next(judgments) for _ in docs])
+            if self.fusion == "rrf":
+                reranked[q.query_id] = fusions.rrf(reranked[q.query_id], docs)
         measures = ranking.standard_measures(recall_k=self.k, judged_k=10)
         after = ranking.per_query(measures, qrels, reranked)
         before = ranking.per_query(measures, qrels, cands)
@@ -101,7 +108,7 @@ class Rerank:
         metrics = {name: bootstrap(mean, np.array([after[name][q] for q in order])) for name in measures}
         metrics |= {PREFIX + name: bootstrap(mean, np.array([before[name][q] for q in order])) for name in measures}
         metrics[PREFIX + "seconds"] = Metric(round(seconds, 3), better=None)
-        records = [{"query_id": q, "first_stage": self.first_stage, "k": self.k,
+        records = [{"query_id": q, "first_stage": self.first_stage, "k": self.k, "fusion": self.fusion,
                     "ndcg@10": after["ndcg@10"][q], PREFIX + "ndcg@10": before["ndcg@10"][q],
                     "top10": reranked[q][:10], "top10_rels": [qrels[q].get(d, 0) for d in reranked[q][:10]],
                     "first_stage_top10": cands[q][:10],
@@ -143,7 +150,8 @@ class Rerank:
         base = {k[len(PREFIX):]: m for k, m in first.metrics.items() if k.startswith(PREFIX) and k != PREFIX + "seconds"}
         seconds = first.metrics.get(PREFIX + "seconds")
         rows = [(_first_stage_label(first), base, seconds.value if seconds else None)]
-        rows += [(g, {k: m for k, m in r.metrics.items() if not k.startswith(PREFIX)}, g) for g, r in results.items()]
+        rows += [(_grader_label(g, r), {k: m for k, m in r.metrics.items() if not k.startswith(PREFIX)}, g)
+                 for g, r in results.items()]
         return rows
 
     @classmethod
@@ -163,6 +171,11 @@ class Rerank:
         delta = plots.lines(deltas, "queries, sorted", f"Δ nDCG@10 vs {label}", "gain over the first stage per query",
                             ylim=(-1.02, 1.02))
         return [("Per-query nDCG@10", dist), ("Per-query change over the first stage", delta)]
+
+
+def _grader_label(grader: str, result) -> str:
+    fusion = result.records[0].get("fusion", "none") if result.records else "none"
+    return grader if fusion == "none" else f"{grader} + {fusion.upper()} with the first stage"
 
 
 def _first_stage_label(result) -> str:

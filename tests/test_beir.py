@@ -94,12 +94,14 @@ def test_cli_reranks_a_beir_folder(tmp_path):
     root = write_beir(tmp_path / "c")
     out = tmp_path / "r.json"
     result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "rerank", "-d", f"beir:{root}",
-                                      "--rerank-k", "5", "--first-stage", "dense", "--out", str(out)])
+                                      "--rerank-k", "5", "--first-stage", "dense", "--fusion", "rrf", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "dense@5 (first stage)" in result.output and "ndcg@10" in result.output
+    assert "embedding + RRF with the first stage" in " ".join(result.output.split())
     report = json.loads(out.read_text())
     rec = report["results"]["rerank"]["embedding"]["records"]
     assert report["dataset"] == "c/test" and {r["first_stage"] for r in rec} == {"dense"} and {r["k"] for r in rec} == {5}
+    assert {r["fusion"] for r in rec} == {"rrf"}
 
 
 def test_split_on_a_dataset_without_splits_is_an_error():

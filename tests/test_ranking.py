@@ -162,3 +162,29 @@ def test_bm25_run_on_cisi_matches_ranx(tmp_path):
         for metric, ranx_name in names.items():
             assert np.mean(list(mine[metric].values())) == pytest.approx(theirs[ranx_name], abs=1e-9), (name, metric)
     assert 0.2 < np.mean(list(ours["ndcg@10"].values())) < 0.6  # BM25 on CISI is neither broken nor perfect
+
+
+def test_reciprocal_rank_fusion_of_two_orders():
+    from lorag_harness.retrieval.fusion import rrf
+
+    # a: 1/61 + 1/63, b: 1/62 + 1/61, c: 1/63 + 1/62 -> b > a > c; a lone list is kept as it is
+    assert rrf(["a", "b", "c"], ["b", "c", "a"]) == ["b", "a", "c"]
+    assert rrf(["a", "b", "c"]) == ["a", "b", "c"]
+    assert rrf(["x", "y"], ["y", "x"]) == ["x", "y"]  # a tie keeps the first ranking's order
+    assert rrf(["a", "b"], ["z", "b"]) == ["b", "a"]  # z is not a candidate of the first ranking
+
+
+def test_rerank_fusion_mixes_the_grader_with_the_first_stage(tmp_path):
+    from lorag_harness.retrieval.fusion import rrf
+
+    ds = load_beir(str(write_beir(tmp_path / "c")), {"train_fraction": 0})
+    reverse = judge_from(lambda q, d: Judgment(True, -float(ds.qrels[q].get(d, 0))))
+    plain, fused = Rerank(k=5).run(ds, reverse), Rerank(k=5, fusion="rrf").run(ds, reverse)
+    cands, _ = Rerank(k=5).candidates(ds)
+    for p, f in zip(plain.records, fused.records):
+        assert f["fusion"] == "rrf" and f["ranking"] == rrf(p["ranking"], cands[p["query_id"]])
+    # the first stage pulls an inverted grader back up
+    assert plain.metrics["ndcg@10"].value < fused.metrics["ndcg@10"].value
+    assert Rerank.report_rows({"reverse": fused})[1][0] == "reverse + RRF with the first stage"
+    with pytest.raises(LoragError, match="fusion must be one of none, rrf, not 'max'"):
+        Rerank(fusion="max")
