@@ -119,6 +119,7 @@ def quiet_libraries(debug: bool = False) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # other libraries' bars (sentence-transformers' model card); read on tqdm's import
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     if "transformers" in sys.modules:  # already imported (a library caller): tell it directly

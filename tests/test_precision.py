@@ -1,5 +1,6 @@
 """Precision chosen by measurement (lorag_harness/backends/precision.py), time budgets the first step cannot
 eat (trainers/budget.py), the demo stopping at a weak S1, plain progress lines off a terminal."""
+import os
 import io
 import json
 import time
@@ -250,3 +251,18 @@ def test_plain_progress_lines_off_a_terminal(monkeypatch):
     lines = buffer.getvalue().splitlines()
     assert lines[0].startswith("train s1: step 0/40 (validating)")
     assert len(lines) >= 3 and any("step 3/40" in line and "ETA" in line and "steps/s" in line for line in lines)
+
+
+def test_library_progress_bars_are_silenced_outside_debug():
+    """Libraries' own tqdm bars (sentence-transformers' "Computing widget examples") stay out of a
+    command's output; --debug keeps them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lorag_harness.progress import quiet_libraries; quiet_libraries(debug=sys.argv[1] == '1'); "
+            "import tqdm; list(tqdm.tqdm(range(3), desc='Computing widget examples'))")
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    quiet = subprocess.run([sys.executable, "-c", code, "0"], capture_output=True, text=True, env=env, timeout=60)
+    debug = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.returncode == 0 and "Computing widget examples" not in quiet.stderr, quiet.stderr
+    assert "Computing widget examples" in debug.stderr
