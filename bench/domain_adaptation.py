@@ -77,7 +77,7 @@ def main():
                     help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]))
+        print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]["results"]))
         return
     from sentence_transformers import SentenceTransformer
 
@@ -109,7 +109,7 @@ def main():
              **extra}
         untrained = "untrained embedding " + ("+ RRF with" if " + RRF with " in system else "reranking") + " BM25@100"
         for other, key in (("BM25@100", "vs_bm25"), (untrained, "vs_untrained")):  # fused rows against fused
-            if other in per_query and other != system:
+            if other in per_query and other != system and (key == "vs_bm25" or " trained on " in system):
                 t = paired_randomization([values["ndcg@10"][q.query_id] for q in queries],
                                          [per_query[other]["ndcg@10"][q.query_id] for q in queries])
                 r[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
@@ -131,18 +131,18 @@ def main():
         data = Dataset(f"{ds.name} [{source}]", pairs, [])
         if "embedding" in kinds:
             folder = Path(args.models) / source
-            cfg = EmbeddingConfig(out=str(folder), seed=args.seed)
+            cfg = EmbeddingConfig(out=str(folder), seed=args.seed, force=True)  # the bench owns its folders
             manifest = trained(folder, cfg, pairs, lambda: train_embedding(cfg, data, steps_printer(source)))
             model = SentenceTransformer(str(folder), device="cpu")
             rerank, dense = cosine_rankings(model, ds, queries, cands)
-            fused(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=training(manifest))
+            fused(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=training(manifest, pairs))
             row(f"dense@100 (embedding trained on {source} pairs)", dense)
         if "reranker" in kinds:
             folder = Path(args.models) / f"reranker-{source}"
-            cfg = RerankConfig(out=str(folder), seed=args.seed)
+            cfg = RerankConfig(out=str(folder), seed=args.seed, force=True)
             manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {source}")))
             fused(f"cross-encoder trained on {source} pairs reranking BM25@100",
-                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest))
+                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, pairs))
 
 
 def steps_printer(what: str):
@@ -156,9 +156,11 @@ def trained(folder: Path, cfg, pairs, train) -> dict:
     return manifest if manifest.get("key") == config_key(cfg, pairs) else train()
 
 
-def training(manifest: dict) -> dict:
+def training(manifest: dict, pairs) -> dict:
+    from collections import Counter
+
     m = manifest["metrics"]
-    return {"pairs": manifest["pairs"], "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
+    return {"pairs": dict(Counter(p.provenance or "unknown" for p in pairs)), "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
             "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
 
 
@@ -180,18 +182,26 @@ def table(result: dict) -> str:
     """The rows as a markdown table: metrics, the two paired tests, training time."""
     def test(r, key):
         t = r.get(key)
-        return f"{t['mean_diff_ndcg@10']:+.3f} (p {t['p_value']:.3f})" if t else ""
+        p = f"p {t['p_value']:.3f}" if t and t["p_value"] >= 0.001 else "p < 0.001"
+        return f"{t['mean_diff_ndcg@10']:+.3f} ({p})" if t else ""
 
     lines = ["| system | nDCG@10 | MRR@10 | MAP@100 | Δ nDCG@10 vs BM25 | Δ vs untrained embedding | training |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    for r in result["rows"]:
+    for r in sorted(result["rows"], key=_place):
         tr = r.get("training")
         load = (tr or {}).get("machine", {}).get("load_average")
         load = load[0] if isinstance(load, list) else load
         when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s (load {load:.1f})" if tr else ""
         lines.append(f"| {r['system']} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['map@100']:.3f} | {test(r, 'vs_bm25')} "
-                     f"| {test(r, 'vs_untrained')} | {when} |")
+                     f"| {test(r, 'vs_untrained') if ' trained on ' in r['system'] else ''} | {when} |")
     return "\n".join(lines)
+
+
+def _place(r: dict) -> tuple:
+    """BM25, the untrained rows, then each source's trained rows (embedding before cross-encoder)."""
+    s = r["system"]
+    source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} pairs" in s), 0)
+    return (source, s != "BM25@100", "cross-encoder" in s, "dense@" in s, "RRF" in s)
 
 
 def save(results: str, out: dict) -> None:
