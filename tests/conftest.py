@@ -13,6 +13,15 @@ from lorag_harness.data.builtin import orange_loader
 # itself set LORAG_PRECISION_PROBE (lorag_harness/backends/precision.py) to what they need
 os.environ.setdefault("LORAG_PRECISION_PROBE", "fp32")
 
+# pytest-xdist workers share the cores: torch's default (one thread a core) in each worker oversubscribes
+# them, and its OpenMP threads then wait on each other (a tiny-model training step 3-5x slower). Each worker,
+# and the processes its tests start, gets its share.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _share)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 @pytest.fixture(scope="session")
 def tokenizer():
