@@ -4,10 +4,6 @@ import os
 import threading
 
 import pytest
-import torch
-
-from lorag_harness.backends import lm
-from lorag_harness.data.builtin import orange_loader
 
 # precision "auto" resolves to fp32 in tests on every machine (exact comparisons); tests of the choice
 # itself set LORAG_PRECISION_PROBE (lorag_harness/backends/precision.py) to what they need
@@ -15,21 +11,24 @@ os.environ.setdefault("LORAG_PRECISION_PROBE", "fp32")
 
 # pytest-xdist workers share the cores: torch's default (one thread a core) in each worker oversubscribes
 # them, and its OpenMP threads then wait on each other (a tiny-model training step 3-5x slower). Each worker,
-# and the processes its tests start, gets its share.
+# and the processes its tests start, gets its share (set before torch is imported; this file imports none
+# of torch, transformers or the package's models, so the xdist controller never loads them).
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, _share)
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")
 def tokenizer():
     """The real SmolLM2 tokenizer (from the packaged GGUF, converted once per machine)."""
+    from lorag_harness.backends import lm
+
     return lm.load_tokenizer(None)
 
 
 def make_tiny_llama(tokenizer, seed: int = 0, layers: int = 2):
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
@@ -52,6 +51,8 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="session")
 def r8_small():
+    from lorag_harness.data.builtin import orange_loader
+
     return orange_loader("reuters-r8")(None, {"n_train": 40, "n_eval": 24, "corpus_size": 64, "n_queries": 10})
 
 
