@@ -40,6 +40,29 @@ def make_tiny_llama(tokenizer, seed: int = 0, layers: int = 2):
     return LlamaForCausalLM(cfg)
 
 
+def make_tiny_bert(out, num_labels=1, seed=0, head=True):
+    """A 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer (files only): a sequence classifier
+    with ``num_labels`` logits, or without ``head`` the bare encoder (a sentence-transformers folder, mean pooling)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    from lorag_harness.backends.embedder import resolve_embedder
+
+    tok = AutoTokenizer.from_pretrained(resolve_embedder(None))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=256, **({"num_labels": num_labels} if head else {}))
+    torch.manual_seed(seed)
+    (BertForSequenceClassification if head else BertModel)(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """``make_tiny_bert``'s one-logit classifier, saved once per session (read only)."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """A 2-layer Llama (hidden 64) with the real tokenizer, saved as a model folder."""
