@@ -296,7 +296,8 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                     progress.console.print(Text(alert, style="bold red"), soft_wrap=True)
                     alerts.append(alert)
             del grader
-            gc.collect()
+            if graders:  # free this model before the next grader runs (a full collection is slow)
+                gc.collect()
             if failure is not None:
                 break
     comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
