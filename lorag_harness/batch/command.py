@@ -242,7 +242,8 @@ def grade(**o):
     """Grade every pair of a file, streaming; a killed run resumes where it stopped."""
     cfg = GradeConfig(
         grader=o["grader"], input=o["input_path"], out=o["out"], reasons=o["reasons"], dataset=o["dataset"],
-        **grader_build_values(o), cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
+        **grader_build_values(o),
+        cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
         part_rows=o["part_rows"], force=o["force"], executor=o["executor"], actors=o["actors"],
         num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"], ray_timeout=o["ray_timeout"])
     from lorag_harness.plugins import pm
