@@ -21,7 +21,7 @@ import pytest
 from lorag_harness.data.builtin import PAIR_OPTIONS
 from lorag_harness.errors import LoragError
 from lorag_harness.api.task import TaskResult
-from lorag_harness.evaluation.stats import Metric
+from lorag_harness.api.types import Metric
 
 DATASET_KEYS = PAIR_OPTIONS
 MARKER_KEYS = ("grader", "task", "dataset")

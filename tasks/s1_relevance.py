@@ -14,15 +14,24 @@ from lorag_harness.evaluation.stats import Metric, bootstrap, calibration_metric
 
 def average_precision(y, scores, axis=-1):
     """Average precision (area under the precision-recall curve, scikit-learn's step-wise
-    definition) along the last axis; NaN without positives."""
+    definition) along the last axis; NaN without positives. One pair of arrays goes to
+    scikit-learn; stacked rows (bootstrap resamples) are computed at once in numpy, equal to it
+    on every row (a test)."""
     from sklearn.metrics import average_precision_score
 
     y, scores = np.asarray(y, bool), np.asarray(scores, float)
     if y.ndim == 1:
         return float(average_precision_score(y, scores)) if y.any() else float("nan")
-    flat_y, flat_s = y.reshape(-1, y.shape[-1]), scores.reshape(-1, y.shape[-1])
-    out = [average_precision_score(a, b) if a.any() else np.nan for a, b in zip(flat_y, flat_s)]
-    return np.asarray(out, float).reshape(y.shape[:-1])
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    s, hit = np.take_along_axis(scores, order, -1), np.take_along_axis(y, order, -1)
+    precision = np.cumsum(hit, -1) / np.arange(1, s.shape[-1] + 1)
+    # a run of tied scores is one threshold: each of its positives gets the precision at its end
+    index = np.broadcast_to(np.arange(s.shape[-1]), s.shape)
+    ends = np.where(np.concatenate([s[..., 1:] != s[..., :-1], np.ones_like(s[..., :1], bool)], -1), index, s.shape[-1])
+    ends = np.flip(np.minimum.accumulate(np.flip(ends, -1), -1), -1)
+    positives = hit.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(positives > 0, np.sum(hit * np.take_along_axis(precision, ends, -1), -1) / positives, np.nan)
 
 
 def relevance_metrics(labels, predicted, scores) -> dict[str, Metric]:

@@ -4,23 +4,31 @@ import os
 import threading
 
 import pytest
-import torch
-
-from lorag_harness.backends import lm
-from lorag_harness.data.builtin import orange_loader
 
 # precision "auto" resolves to fp32 in tests on every machine (exact comparisons); tests of the choice
 # itself set LORAG_PRECISION_PROBE (lorag_harness/backends/precision.py) to what they need
 os.environ.setdefault("LORAG_PRECISION_PROBE", "fp32")
 
+# pytest-xdist workers share the cores: torch's default (one thread a core) in each worker oversubscribes
+# them, and its OpenMP threads then wait on each other (a tiny-model training step 3-5x slower). Each worker,
+# and the processes its tests start, gets its share (set before torch is imported; this file imports none
+# of torch, transformers or the package's models, so the xdist controller never loads them).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _share)
+
 
 @pytest.fixture(scope="session")
 def tokenizer():
     """The real SmolLM2 tokenizer (from the packaged GGUF, converted once per machine)."""
+    from lorag_harness.backends import lm
+
     return lm.load_tokenizer(None)
 
 
 def make_tiny_llama(tokenizer, seed: int = 0, layers: int = 2):
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
@@ -30,6 +38,29 @@ def make_tiny_llama(tokenizer, seed: int = 0, layers: int = 2):
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg)
+
+
+def make_tiny_bert(out, num_labels=1, seed=0, head=True):
+    """A 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer (files only): a sequence classifier
+    with ``num_labels`` logits, or without ``head`` the bare encoder (a sentence-transformers folder, mean pooling)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    from lorag_harness.backends.embedder import resolve_embedder
+
+    tok = AutoTokenizer.from_pretrained(resolve_embedder(None))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=256, **({"num_labels": num_labels} if head else {}))
+    torch.manual_seed(seed)
+    (BertForSequenceClassification if head else BertModel)(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """``make_tiny_bert``'s one-logit classifier, saved once per session (read only)."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +74,8 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope="session")
 def r8_small():
+    from lorag_harness.data.builtin import orange_loader
+
     return orange_loader("reuters-r8")(None, {"n_train": 40, "n_eval": 24, "corpus_size": 64, "n_queries": 10})
 
 

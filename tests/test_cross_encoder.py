@@ -6,30 +6,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import make_tiny_bert
 
 from lorag_harness.cli.app import cli
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import Dataset, Pair
 from lorag_harness.testing import SAMPLE_PAIRS, check_grader
-
-
-def make_tiny_bert(out, num_labels=1, seed=0):
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from lorag_harness.backends.embedder import resolve_embedder
-
-    tok = AutoTokenizer.from_pretrained(resolve_embedder(None))  # the packaged MiniLM tokenizer (files only)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=256, num_labels=num_labels)
-    torch.manual_seed(seed)
-    BertForSequenceClassification(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def raw_logits(folder, pairs):

@@ -130,7 +130,7 @@ def test_train_embedding_needs_pairs(tmp_path):
 
 
 def test_train_reranker_from_synthetic_pairs(corpus, tmp_path):
-    from test_cross_encoder import make_tiny_bert
+    from conftest import make_tiny_bert
 
     bert = make_tiny_bert(tmp_path / "bert")
     out = tmp_path / "rr"

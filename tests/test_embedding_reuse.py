@@ -4,26 +4,16 @@ until the embedder or the training pairs change."""
 from collections import Counter
 
 import pytest
-import torch
 from beir_fixtures import write_beir
+from conftest import make_tiny_bert
 
 from lorag_harness.backends.embedder import clear_vectors, load_embedder
 from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench
 
 
 def make_tiny_embedder(out, seed=0):
-    """A 2-layer BERT (hidden 32) with the packaged MiniLM tokenizer: a sentence-transformers folder (mean pooling)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from lorag_harness.backends.embedder import resolve_embedder
-
-    tok = AutoTokenizer.from_pretrained(resolve_embedder(None))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=256)
-    torch.manual_seed(seed)
-    BertModel(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
+    """A 2-layer BERT encoder (hidden 32) with the packaged MiniLM tokenizer: a sentence-transformers folder (mean pooling)."""
+    return make_tiny_bert(out, seed=seed, head=False)
 
 
 @pytest.fixture(scope="module")

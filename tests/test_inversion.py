@@ -150,7 +150,7 @@ def test_a_grader_ranking_below_a_random_order_is_reported_and_exits_3(tmp_path,
 
 
 def test_a_trained_model_that_ranks_its_calibration_pairs_upside_down_is_refused(tmp_path):
-    from test_cross_encoder import make_tiny_bert
+    from conftest import make_tiny_bert
 
     folder = make_tiny_bert(tmp_path / "rr")
     (tmp_path / "rr" / "manifest.json").write_text(json.dumps({"calibration": {

@@ -28,13 +28,6 @@ def fake_model(folder, manifest, files=("adapter_model.safetensors",)):
 S1 = {"stage": "s1", "key": "0123456789abcdef", "base_model": "x"}  # an S1 adapter's manifest (no "kind" yet)
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    from test_cross_encoder import make_tiny_bert
-
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
 def reranker_args(tiny_bert, out, *extra):
     return ["train", "reranker", "--from", tiny_bert, "--out", out, "--train-pairs", "40", "--steps", "2",
             "--batch-size", "8", "--calibration-pairs", "40", *extra]

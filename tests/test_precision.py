@@ -104,13 +104,6 @@ def _grader_precisions(tiny_model_dir, rr, cls, context):
             "cls": "bf16" if head.bf16 else "fp32"}
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    from test_cross_encoder import make_tiny_bert
-
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
 @pytest.mark.parametrize("faster", ["fp32", "bf16"])
 def test_auto_follows_the_probe_in_every_trainer_and_grader(faster, probe_says, tiny_model_dir, tiny_bert, r8_small,
                                                             tmp_path, monkeypatch):

@@ -36,6 +36,12 @@ def test_average_precision_and_delong():
     assert average_precision(y, a) == pytest.approx(average_precision_score(y, a))
     stacked = average_precision(np.stack([y, y]), np.stack([a, b]))
     assert stacked == pytest.approx([average_precision_score(y, a), average_precision_score(y, b)])
+    # stacked rows (bootstrap resamples) with tied scores and a row without positives, as scikit-learn
+    ys = rng.random((40, 3, 30)) < rng.random((40, 3, 1))
+    ys[0, 0] = False
+    tied = np.round(rng.random((40, 3, 30)) * 4) / 4
+    want = [[average_precision_score(r, t) if r.any() else np.nan for r, t in zip(a, b)] for a, b in zip(ys, tied)]
+    assert average_precision(ys, tied) == pytest.approx(np.asarray(want), abs=1e-12, nan_ok=True)
     d = delong(y, a, b)
     assert d["mean_diff"] == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
     assert d["p_value"] < 0.05 and d["low"] > 0

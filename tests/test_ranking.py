@@ -119,24 +119,29 @@ def test_kendall_tau_orders_systems_like_humans_only_for_a_good_judge(tmp_path):
 RANX = """
 import json, sys
 from ranx import Qrels, Run, evaluate
-metrics = sys.argv[3].split(",")
-out = evaluate(Qrels.from_file(sys.argv[1], kind="trec"), Run.from_file(sys.argv[2], kind="trec"), metrics)
-print(json.dumps({m: float(out) for m in metrics} if len(metrics) == 1 else {m: float(v) for m, v in out.items()}))
+metrics = sys.argv[2].split(",")
+qrels = Qrels.from_file(sys.argv[1], kind="trec")
+for run_file in sys.argv[3:]:
+    out = evaluate(qrels, Run.from_file(run_file, kind="trec"), metrics)
+    print(json.dumps({m: float(out) for m in metrics} if len(metrics) == 1 else {m: float(v) for m, v in out.items()}))
 """
 
 
-def ranx_means(qrels_file, run_file, metrics) -> dict[str, float]:
-    """ranx in a subprocess with numba's JIT off (compiling its kernels takes minutes on a busy CPU)."""
+def ranx_means(qrels_file, run_files, metrics) -> list[dict[str, float]]:
+    """ranx's mean of each metric for each run file, in one subprocess with numba's JIT off (compiling its
+    kernels takes minutes on a busy CPU)."""
     import json
     import os
     import subprocess
     import sys
 
     env = os.environ | {"NUMBA_DISABLE_JIT": "1"}
-    done = subprocess.run([sys.executable, "-c", RANX, str(qrels_file), str(run_file), ",".join(metrics)],
+    done = subprocess.run([sys.executable, "-c", RANX, str(qrels_file), ",".join(metrics), *map(str, run_files)],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = [json.loads(line) for line in done.stdout.strip().splitlines()[-len(run_files):]]
+    assert len(out) == len(run_files), done.stdout
+    return out
 
 
 @pytest.mark.skipif(not CISI.is_dir(), reason="CISI collection not present")
@@ -158,7 +163,7 @@ def test_bm25_run_on_cisi_matches_ranx(tmp_path):
         ("graded", graded, ours_graded, {"ndcg@10": "ndcg@10"}),
     ):
         qrels_file = ranking.write_trec_qrels(tmp_path / f"{name}.qrels", qrels)
-        theirs = ranx_means(qrels_file, run_file, list(names.values()))
+        theirs, = ranx_means(qrels_file, [run_file], list(names.values()))
         for metric, ranx_name in names.items():
             assert np.mean(list(mine[metric].values())) == pytest.approx(theirs[ranx_name], abs=1e-9), (name, metric)
     assert 0.2 < np.mean(list(ours["ndcg@10"].values())) < 0.6  # BM25 on CISI is neither broken nor perfect

@@ -208,6 +208,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_lorag_serve_command_with_a_key_from_the_environment(tiny_model_dir, pairs, monkeypatch):
+    """The command in-process, with uvicorn serving for real on its socket: the key comes from the
+    environment, a request without it is refused, one with it answered, and the key is never printed."""
+    import uvicorn
+
+    run, seen = uvicorn.Server.run, {}
+
+    def serve_then_ask(self, sockets=None):
+        thread = threading.Thread(target=run, args=(self,), kwargs={"sockets": sockets}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not self.started and thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+            body = {"model": "base", "max_tokens": 4, "messages": [{"role": "user", "content": prompt(pairs[0])}]}
+            seen["anonymous"] = chat(url, body).status_code
+            r = chat(url, body, headers={"Authorization": f"Bearer {KEY}"})
+            seen["with key"] = (r.status_code, r.json()["choices"][0]["message"]["content"])
+        finally:
+            self.should_exit = True
+            thread.join(timeout=30)
+
+    monkeypatch.setattr(uvicorn.Server, "run", serve_then_ask)
+    r = CliRunner().invoke(cli, ["serve", "-g", "base", "--base-model", tiny_model_dir, "--port", "0",
+                                 "--train-pairs", "20", "--max-doc-tokens", "40"], env={"LORAG_SERVE_API_KEY": KEY})
+    assert r.exit_code == 0, r.output
+    assert seen["anonymous"] == 401
+    assert seen["with key"][0] == 200 and "relevant" in seen["with key"][1]
+    assert "bearer token required" in r.output and KEY not in r.output
+
+
+@pytest.mark.integration  # a real lorag serve process (the in-process test above covers the same on one socket)
 def test_lorag_serve_command_end_to_end(tiny_model_dir, tmp_path, pairs):
     """The real command in a subprocess: a bearer token from the environment, then a request."""
     port = free_port()

@@ -444,3 +444,18 @@ def test_prefix_cached_loss_is_the_same_loss(tokenizer):
             if stage == "s1":
                 got, want = value_ce(model, cut, 2629, 7065), value_ce(model, whole, 2629, 7065)
                 assert got[1].item() == pytest.approx(want[1].item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("config", ["trainers.rerank_train:RerankConfig", "trainers.cls_train:ClsConfig",
+                                    "trainers.embedding_train:EmbeddingConfig"])
+@pytest.mark.parametrize("bad, message", [({"steps": 0}, "--steps must be >= 1, not 0"),
+                                          ({"epochs": 0}, "--epochs and --lr must be > 0"),
+                                          ({"lr": -1e-4}, "--epochs and --lr must be > 0"),
+                                          ({"warmup": 1.0}, r"--warmup in \[0, 1\)")])
+def test_trainer_configs_refuse_a_bad_schedule(config, bad, message):
+    from lorag_harness.api.registry import load_target
+
+    cls = load_target(f"lorag_harness.{config}")
+    cls(out="x").check()  # the defaults pass
+    with pytest.raises(LoragError, match=message):
+        cls(out="x", **bad).check()

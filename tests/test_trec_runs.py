@@ -114,10 +114,11 @@ def test_saved_runs_read_back_give_the_same_metrics_and_ranx_agrees(tmp_path):
     measures = {"ndcg@10": ir_measures.nDCG @ 10, "mrr@10": ir_measures.RR @ 10, "map@100": ir_measures.AP @ 100,
                 "p@5": ir_measures.P @ 5, "recall@5": ir_measures.R @ 5}
     ranx_names = {"ndcg@10": "ndcg@10", "mrr@10": "mrr@10", "map@100": "map@100", "p@5": "precision@5", "recall@5": "recall@5"}
-    for file, prefix in (("first-stage.trec", "first_stage_"), ("embedding.trec", "")):
+    files = {"first-stage.trec": "first_stage_", "embedding.trec": ""}
+    by_ranx = ranx_means(runs / "qrels.txt", [runs / file for file in files], list(ranx_names.values()))
+    for (file, prefix), theirs in zip(files.items(), by_ranx):
         run = list(ir_measures.read_trec_run(str(runs / file)))
         agg = ir_measures.calc_aggregate(list(measures.values()), qrels, run)
-        theirs = ranx_means(runs / "qrels.txt", runs / file, list(ranx_names.values()))
         for name in METRICS:
             ours = a["metrics"][prefix + name]["value"]
             assert agg[measures[name]] == pytest.approx(ours, abs=1e-9), (file, name)

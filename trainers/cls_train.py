@@ -18,8 +18,8 @@ from lorag_harness.api.types import pairs_hash
 from lorag_harness.backends import precision
 
 from .batching import balance
-from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_training_pairs, config_key,
-                     run_metrics, write_manifest)
+from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_schedule, check_training_pairs,
+                     config_key, run_metrics, write_manifest)
 from .outputs import claim
 
 DEFAULT_LR = {"lora": 3e-4, "full": 3e-5, "head": 1e-3}
@@ -52,10 +52,7 @@ class ClsConfig:
         if self.balance not in BALANCE:
             raise LoragError(f"--balance must be one of {', '.join(BALANCE)}, not {self.balance!r}")
         check_positive(self, ("batch_size", "r", "alpha", "max_doc_tokens"))
-        if self.steps is not None and self.steps < 1:
-            raise LoragError(f"--steps must be >= 1, not {self.steps}")
-        if self.epochs <= 0 or (self.lr is not None and self.lr <= 0) or not 0 <= self.warmup < 1:
-            raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+        check_schedule(self)
         if self.calibration_pairs < 0:
             raise LoragError("--calibration-pairs must be >= 0")
 

@@ -43,6 +43,14 @@ def check_positive(cfg, names) -> None:
             raise LoragError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(cfg, name)}")
 
 
+def check_schedule(cfg) -> None:
+    """--steps, --epochs, --lr and --warmup of a trainer config (``lr`` None: the trainer's default)."""
+    if cfg.steps is not None and cfg.steps < 1:
+        raise LoragError(f"--steps must be >= 1, not {cfg.steps}")
+    if cfg.epochs <= 0 or (cfg.lr is not None and cfg.lr <= 0) or not 0 <= cfg.warmup < 1:
+        raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+
+
 def config_key(cfg, pairs) -> str:
     """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
     blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")},

@@ -19,7 +19,7 @@ from lorag_harness.api.types import Pair, pairs_hash
 
 from lorag_harness.backends import precision
 
-from .common import check_positive, config_key, loss_callback, run_metrics, trainer_arguments, write_manifest
+from .common import check_positive, check_schedule, config_key, loss_callback, run_metrics, trainer_arguments, write_manifest
 from .outputs import claim
 
 
@@ -45,10 +45,7 @@ class EmbeddingConfig:
             raise LoragError(f"--max-rows must be >= 2, not {self.max_rows}")
         if self.batch_size < 2:
             raise LoragError("--batch-size must be >= 2 (the other rows of a batch are the in-batch negatives)")
-        if self.steps is not None and self.steps < 1:
-            raise LoragError(f"--steps must be >= 1, not {self.steps}")
-        if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.warmup < 1:
-            raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+        check_schedule(self)
         if self.teacher is not None and not self.negatives:
             raise LoragError("--teacher distils score margins between a positive and a negative: drop --no-negatives")
 

@@ -22,9 +22,8 @@ from lorag_harness.errors import LoragError
 from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
-from .common import (LOSSES, calibration, calibration_sample, check_positive, check_training_pairs, config_key, err,
-                     loss_callback, run_metrics, trainer_arguments,
-                     write_manifest)
+from .common import (LOSSES, calibration, calibration_sample, check_positive, check_schedule, check_training_pairs,
+                     config_key, err, loss_callback, run_metrics, trainer_arguments, write_manifest)
 from .outputs import claim
 
 
@@ -57,10 +56,7 @@ class RerankConfig:
         if self.loss not in LOSSES:
             raise LoragError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         check_positive(self, ("batch_size", "max_length", "negatives", "r", "alpha"))
-        if self.steps is not None and self.steps < 1:
-            raise LoragError(f"--steps must be >= 1, not {self.steps}")
-        if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.warmup < 1:
-            raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
+        check_schedule(self)
         if self.pos_weight is not None and self.pos_weight <= 0:
             raise LoragError(f"--pos-weight must be > 0, not {self.pos_weight}")
         if self.calibration_pairs < 0:

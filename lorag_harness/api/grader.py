@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import abc
+import functools
 import importlib.metadata as md
 import re
+import sys
 from typing import Callable, Sequence
 
 from lorag_harness.errors import GraderError
@@ -83,7 +85,7 @@ def distribution_of(module: str) -> str:
     """``"name version"`` of the installed distribution that provides ``module`` ("unknown" if none)."""
     top = module.split(".")[0]
     try:
-        names = md.packages_distributions().get(top, [])
+        names = _packages_distributions(tuple(sys.path)).get(top, [])
     except Exception:  # broken metadata on the path must not stop a run
         names = []
     for name in names:
@@ -94,11 +96,16 @@ def distribution_of(module: str) -> str:
     return "unknown"
 
 
+@functools.lru_cache(maxsize=4)
+def _packages_distributions(path: tuple) -> dict:
+    """``importlib.metadata.packages_distributions()`` once per ``sys.path`` (it reads every installed package)."""
+    return md.packages_distributions()
+
+
 def source_hash(module: str) -> str:
     """Hash of the module's source file, so that editing a plug-in (a file loaded through
     LORAG_PLUGINS, an editable install) never reuses judgments of the old code."""
     import hashlib
-    import sys
 
     path = getattr(sys.modules.get(module), "__file__", None)
     try:

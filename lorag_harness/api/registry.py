@@ -47,6 +47,24 @@ class GraderContext:
     precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py); quant "bf16" means bf16 too
 
 
+@dataclass(kw_only=True)
+class GraderSettings:
+    """The grader-building fields a command's config carries (``BenchConfig``, ``GradeConfig``): a
+    :class:`GraderContext` without the dataset. Keyword-only, so a config's own fields come first."""
+
+    base_model: str | None = None
+    embedder: str | None = None
+    batch_size: int = 8
+    max_doc_tokens: int = 160
+    quant: str | None = None
+    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py)
+    grader_options: dict = field(default_factory=dict)  # GraderContext.options (e.g. judge_base_url); no secrets
+
+    def grader_context(self, dataset=None) -> GraderContext:
+        return GraderContext(self.base_model, self.embedder, dataset, self.batch_size, self.max_doc_tokens,
+                             self.quant, dict(self.grader_options), self.precision)
+
+
 def _collect(hook, kind: str) -> dict[str, Entry]:
     found: dict[str, Entry] = {}
     for impl in hook.get_hookimpls():  # registration order

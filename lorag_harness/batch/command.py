@@ -8,7 +8,7 @@ write it. See ``grade_output`` for what survives a kill.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -18,7 +18,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextCo
 from rich.text import Text
 
 from lorag_harness.api import registry
-from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_option_values, precision_value, quant_value
+from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_build_values
 from lorag_harness.errors import DataError, LoragError
 from lorag_harness.batch.readers import PairFile, file_format, writable_parent
 from lorag_harness.batch.writers import (discard, holds_rows, move_aside, open_output, read_manifest, remove_outputs,
@@ -26,18 +26,12 @@ from lorag_harness.batch.writers import (discard, holds_rows, move_aside, open_o
 
 
 @dataclass
-class GradeConfig:
+class GradeConfig(registry.GraderSettings):
     grader: str
     input: str
     out: str
     reasons: bool = False
     dataset: str | None = None  # training pairs for graders that calibrate (embedding)
-    base_model: str | None = None
-    embedder: str | None = None
-    batch_size: int = 8
-    max_doc_tokens: int = 160
-    quant: str | None = None
-    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py)
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_rows: int = 256  # rows graded, stored and written per step
     part_rows: int = 16384  # parquet output: rows per part file
@@ -47,7 +41,6 @@ class GradeConfig:
     num_gpus: float = 0.0
     cpus_per_actor: float = 1.0
     ray_timeout: float = 30.0  # seconds to reach a Ray cluster at ray:ADDRESS
-    grader_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -107,9 +100,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     JudgmentCache(cfg.cache_path).close()  # a damaged or read-only cache stops here
     source.check_rows()  # every row and id checked before the grader is built
     dataset = load_dataset(cfg.dataset, {}, pm) if cfg.dataset else None
-    context = registry.GraderContext(base_model=cfg.base_model, embedder=cfg.embedder, dataset=dataset,
-                                     batch_size=cfg.batch_size, max_doc_tokens=cfg.max_doc_tokens, quant=cfg.quant,
-                                     options=dict(cfg.grader_options), precision=cfg.precision)
+    context = cfg.grader_context(dataset)
     grader = build_grader(cfg.grader, context, pm)
     fp = grader_fingerprint(grader)
     wanted = {"version": 1, "grader": cfg.grader, "fingerprint": fp, "reasons": cfg.reasons,
@@ -251,9 +242,7 @@ def grade(**o):
     """Grade every pair of a file, streaming; a killed run resumes where it stopped."""
     cfg = GradeConfig(
         grader=o["grader"], input=o["input_path"], out=o["out"], reasons=o["reasons"], dataset=o["dataset"],
-        base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
-        max_doc_tokens=o["max_doc_tokens"], quant=quant_value(o["quant"]), precision=precision_value(o),
-        grader_options=grader_option_values(o),
+        **grader_build_values(o),
         cache_path=":memory:" if o["no_cache"] else o["cache_path"], chunk_rows=o["chunk_size"],
         part_rows=o["part_rows"], force=o["force"], executor=o["executor"], actors=o["actors"],
         num_gpus=o["num_gpus"], cpus_per_actor=o["cpus_per_actor"], ray_timeout=o["ray_timeout"])

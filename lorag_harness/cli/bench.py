@@ -8,7 +8,7 @@ from rich.text import Text
 
 from lorag_harness.api import registry
 from lorag_harness.cli.options import (apply, cache_options, dataset_option, given, grader_build_options,
-                                       grader_option_values, precision_value, quant_value, seed_option)
+                                       grader_build_values, grader_option_values, quant_value, seed_option)
 from lorag_harness.errors import LoragError
 
 
@@ -89,10 +89,8 @@ def config_from(o: dict):
                                  "fusion": o["fusion"]},
                       "judge-agreement": {"k": o["rerank_k"], "first_stage": o["first_stage"],
                                           "n_queries": o["rerank_queries"]}},
-        base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
-        max_doc_tokens=o["max_doc_tokens"], quant=quant_value(o["quant"]), precision=precision_value(o),
         cache_path=":memory:" if o["no_cache"] else o["cache_path"],
-        grader_options=grader_option_values(o),
+        **grader_build_values(o),
     )
 
 

@@ -78,6 +78,13 @@ def grader_option_values(o: dict) -> dict:
     return {k: o[k] for k in names if k in o}
 
 
+def grader_build_values(o: dict) -> dict:
+    """The values of ``grader_build_options`` as a config's grader settings (``registry.GraderSettings``)."""
+    return dict(base_model=o["base_model"], embedder=o["embedder"], batch_size=o["batch_size"],
+                max_doc_tokens=o["max_doc_tokens"], quant=quant_value(o["quant"]), precision=precision_value(o),
+                grader_options=grader_option_values(o))
+
+
 def _param_name(decorator) -> str:
     @decorator
     def probe(**_):

@@ -20,19 +20,12 @@ from lorag_harness.api.task import TaskResult
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(registry.GraderSettings):
     graders: list[str]
     tasks: list[str]
     dataset: str = "reuters-r8"
     dataset_options: dict = field(default_factory=dict)
     task_options: dict = field(default_factory=dict)  # task name -> kwargs; "*" for all tasks
-    base_model: str | None = None
-    embedder: str | None = None
-    batch_size: int = 8
-    max_doc_tokens: int = 160
-    quant: str | None = None
-    precision: str = "auto"  # auto | fp32 | bf16 (lorag_harness/backends/precision.py)
-    grader_options: dict = field(default_factory=dict)  # GraderContext.options (e.g. judge_base_url); no secrets
     cache_path: str | None = None  # None: default file; ":memory:" disables reuse
     chunk_size: int = 32  # judgments stored per transaction
     skip_unfit_tasks: bool = False  # True: skip (with a notice) tasks the dataset cannot feed; False: refuse
@@ -259,9 +252,7 @@ def run_bench(config: BenchConfig, pm=None, console: Console | None = None, data
             from lorag_harness.evaluation.preflight import check_embedder
 
             check_embedder(config.embedder)
-        context = registry.GraderContext(config.base_model, config.embedder, dataset, config.batch_size,
-                                         config.max_doc_tokens, config.quant, dict(config.grader_options),
-                                         config.precision)
+        context = config.grader_context(dataset)
         for note in notes:  # before the graders are built: a grader refusing the data follows its note
             console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
         graders = build_graders(config, context, pm)
@@ -305,7 +296,8 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                     progress.console.print(Text(alert, style="bold red"), soft_wrap=True)
                     alerts.append(alert)
             del grader
-            gc.collect()
+            if graders:  # free this model before the next grader runs (a full collection is slow)
+                gc.collect()
             if failure is not None:
                 break
     comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
