@@ -407,6 +407,24 @@ def test_check_passes_a_good_grader_and_lists_a_bad_one(pairs_file, test_grader)
     assert "unknown grader 'nope'" in one_line_error(run("check", "test", "nope"))
 
 
+def test_check_builds_graders_with_the_given_precision_and_batch_size():
+    seen = []
+
+    class Recording:
+        @hookimpl
+        def register_graders(self, register):
+            register("ctx", lambda arg, context: seen.append(context) or Counting(), "records its context")
+
+    plugin = Recording()
+    pm.register(plugin, name="test-check-context")
+    try:
+        result = run("check", "ctx", "--precision", "fp32", "--batch-size", "3")
+    finally:
+        pm.unregister(plugin)
+    assert result.exit_code == 0, result.output
+    assert [(c.precision, c.batch_size) for c in seen] == [("fp32", 3)]
+
+
 def test_no_plugin_imports_the_cli():
     """The CLI loads the plugins (trainers.cli registers the demo): a plugin importing the CLI's app
     back is a cycle. Core modules other than the CLI's own must not import it either; the shared option

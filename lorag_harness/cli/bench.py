@@ -8,7 +8,7 @@ from rich.text import Text
 
 from lorag_harness.api import registry
 from lorag_harness.cli.options import (apply, cache_options, dataset_option, given, grader_build_options,
-                                       grader_build_values, grader_option_values, quant_value, seed_option)
+                                       grader_build_values, seed_option)
 from lorag_harness.errors import LoragError
 
 
@@ -133,8 +133,7 @@ def check(specs, dataset, train_pairs, no_reasons, nondeterministic, **o):
     from lorag_harness.testing import contract_problems
 
     ds = load_dataset(dataset, {"n_train": train_pairs, "n_eval": 2}, pm) if dataset else None
-    context = registry.GraderContext(o["base_model"], o["embedder"], ds, o["batch_size"], o["max_doc_tokens"],
-                                     quant_value(o["quant"]), grader_option_values(o))
+    context = registry.GraderSettings(**grader_build_values(o)).grader_context(ds)  # --precision and --quant too
     failed = 0
     for spec in specs:
         registry.lookup(registry.graders(pm), spec, "grader")
