@@ -104,7 +104,10 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     from datasets import Dataset as HFDataset
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.losses import MarginMSELoss, MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers
+    try:  # sentence-transformers >= 6 (the old path warns)
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+    except ImportError:
+        from sentence_transformers.training_args import BatchSamplers
     from transformers import PrinterCallback
 
     cfg.check()
