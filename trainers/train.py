@@ -53,7 +53,7 @@ class TrainConfig:
     batches: str = "length"  # length (length-sorted) | balanced (half positive) | document (a document's pairs together)
     precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     autocast: str | None = None  # former name of precision: none -> fp32, bf16 -> bf16
-    prefix_cache: bool = False  # the prompt prefix all examples share is run once per step, without gradients
+    prefix_cache: bool = False  # the prompt prefix all examples share is run once per batch (exact: trainers/loss.py)
     grad_accum: int = 1  # batches per optimiser step
     top_layers: int = 0  # LoRA on the last N decoder layers only (0: all): no backward below them
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
@@ -191,7 +191,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     examples = build_examples(tok, fit_pairs, dataset, cfg.stage, cfg.loss, cfg.weight, cfg.max_doc_tokens)
     examples = balance(examples, cfg.balance, rng)
     prefix = None
-    if cfg.prefix_cache:  # the shared prompt prefix (chat template, instruction): run once per step
+    if cfg.prefix_cache:  # the shared prompt prefix (chat template, instruction): run once per batch
         from lorag_harness.graders.prefix_cache import common_prefix
 
         p = min(common_prefix([e.input_ids for e in examples]), min(e.loss_positions[0] for e in examples))
