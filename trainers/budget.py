@@ -51,17 +51,25 @@ def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
 def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed: float, used: str) -> dict:
     """Steps that fit ``cfg.time_budget`` at the measured rate; raises BudgetTooSmall when fewer than a
     useful run (MIN_VALIDATIONS validation intervals, or MIN_STEPS without validation; never more than
-    ``cap``) fit."""
+    ``cap``) fit. With ``cfg.time_budget_max``, a budget too small for ``cfg.min_steps`` (or a useful
+    run) on this machine grows to hold them, up to that maximum; the plan's ``budget_s`` is the budget."""
     step_s = rate["train_s_per_token"] * step_tokens
     val_s = rate["forward_s_per_token"] * val_tokens
     per_step = step_s + (val_s / cfg.val_every if val_tokens else 0.0)
-    left = cfg.time_budget - elapsed - 2 * val_s  # the base model's validation and the last one
-    fit = max(0, int(left / per_step))
+    fixed = elapsed + 2 * val_s  # the base model's validation and the last one
+    fit = max(0, int((cfg.time_budget - fixed) / per_step))
     useful = min(cap, MIN_VALIDATIONS * cfg.val_every if val_tokens else MIN_STEPS)
-    out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful}
+    wanted = max(useful, min(cap, getattr(cfg, "min_steps", 0) or 0))
+    out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful,
+           "budget_s": cfg.time_budget}
+    grow_to = getattr(cfg, "time_budget_max", None)
+    if fit < wanted and grow_to:
+        need = fixed + wanted * per_step
+        if need <= grow_to:
+            return out | {"steps": wanted, "budget_s": math.ceil(need), "grown_from": cfg.time_budget}
     if fit >= useful:
         return out
-    need = elapsed + 2 * val_s + useful * per_step
+    need = fixed + useful * per_step
     fixes = []
     if used == "bf16":
         probe = precision.probe()
@@ -74,7 +82,9 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
         fixes.append(f"fewer --val-pairs (now {cfg.val_pairs})")
     fixes.append("or --steps N to run a fixed count without a budget")
     val = f", {val_s:.1f} s per validation" if val_tokens else ""
+    most = f" (grown to its maximum, {grow_to:.0f} s)" if grow_to else ""
+    holds = max(fit, int((grow_to - fixed) / per_step)) if grow_to else fit
     raise BudgetTooSmall(
-        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget holds {fit} steps at this machine's measured "
+        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget{most} holds {holds} steps at this machine's measured "
         f"{step_s:.1f} s per step (batch {cfg.batch_size}, {used}{val}); a useful run needs {useful}. "
         f"Fix: {'; '.join(fixes)}", out)

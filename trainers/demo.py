@@ -15,6 +15,8 @@ from .profiles import PROFILES
 err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
 DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
+# without --time-budget, on a slow machine S1's budget grows to hold this many steps, up to this many seconds
+DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 480.0}}
 
 
 class Stages:
@@ -121,6 +123,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
         values = prof[stage] | {"precision": precision} | ({"time_budget": s1_budget} if stage == "s1" else {})
+        if stage == "s1" and not time_budget:
+            values |= DEMO_S1_GROWTH.get(profile, {})
         trained_with[stage] = values
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, force=True, **values)

@@ -60,6 +60,8 @@ class TrainConfig:
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
+    time_budget_max: float | None = None  # a budget too small for min_steps on this machine grows up to this
+    min_steps: int = 0  # with time_budget_max: the steps the budget grows to hold (at least a useful run)
     force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def __post_init__(self):
@@ -79,6 +81,8 @@ class TrainConfig:
                 raise LoragError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
+        if self.time_budget_max is not None and not (self.time_budget and self.time_budget_max >= self.time_budget):
+            raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
         if self.prefix_cache and self.logits != "masked":
             raise LoragError("prefix_cache needs the masked logits")
 
@@ -230,7 +234,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     validator = Validator(tok, val_pairs, cfg.max_doc_tokens) if val_pairs else None
     curve, best, best_state, stale, val_seconds = [], None, None, 0, 0.0
     rate = budget_plan = None
-    steps = cap
+    steps, budget_s = cap, cfg.time_budget
     if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
         from .budget import PROBE_ROWS, measure_rate, plan
 
@@ -244,9 +248,12 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         val_tokens = validator.token_count() if validator else 0
         budget_plan = plan(cfg, cap, rate, mean_step, val_tokens, time.perf_counter() - start, used)
         steps = schedule.total = max(1, budget_plan["steps"])
+        budget_s = budget_plan["budget_s"]
         if log:
             val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
-            log(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s: ~{budget_plan['step_s']:.1f} s per step{val} "
+            grown = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
+                     if budget_s != cfg.time_budget else "")
+            log(f"{cfg.stage}: time budget {budget_s:.0f} s{grown}: ~{budget_plan['step_s']:.1f} s per step{val} "
                 f"measured ({used}) → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
@@ -298,7 +305,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         if cfg.time_budget and step == PROBE_STEPS and steps > step:
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
                                                   time.perf_counter() - start, step_tokens,
-                                                  cfg.grad_accum * sum(planned) / len(planned))
+                                                  cfg.grad_accum * sum(planned) / len(planned), budget_s)
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
             if cfg.patience and stale >= cfg.patience and step < steps:
@@ -306,7 +313,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         # the last validation must fit too: stop when the budget cannot hold one more step and it
         last_val = val_seconds / len(curve) if validator else 0.0
         if cfg.time_budget and step < steps and \
-                time.perf_counter() - start + step_times[-1] + last_val > cfg.time_budget:
+                time.perf_counter() - start + step_times[-1] + last_val > budget_s:
             stopped = "time budget reached"
         if progress:
             progress(step, steps, losses[-1], val_auc)
@@ -383,7 +390,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
 
 
 def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: float, elapsed: float,
-                 step_tokens: list[int] | None = None, mean_tokens: float | None = None) -> int:
+                 step_tokens: list[int] | None = None, mean_tokens: float | None = None,
+                 budget_s: float | None = None) -> int:
     """Steps that fit the time budget, from the probe steps' time (the first one is warm-up) and the
     cost of validations; never more than ``cap`` (the epochs or --steps limit), never fewer than run.
     With ``step_tokens`` (padded tokens of each probe step) and ``mean_tokens`` (of an average step of
@@ -394,7 +402,7 @@ def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: 
         per_step = sum(step_times[1:]) / sum(step_tokens[1:]) * mean_tokens
     if cfg.val_pairs and cfg.stage == "s1":
         per_step += val_cost / cfg.val_every
-    left = cfg.time_budget - elapsed - val_cost  # the last validation
+    left = (budget_s or cfg.time_budget) - elapsed - val_cost  # the last validation
     return max(len(step_times), min(cap, len(step_times) + int(left / per_step)))
 
 
