@@ -1,5 +1,6 @@
-"""A time budget the first step cannot eat: before training, one forward+backward of a few rows
-and one forward (no update) measure this machine's rate; the step count is planned from it, and a
+"""A time budget the first step cannot eat: before training, one forward (no update) and one
+forward+backward of a full batch of median-length rows measure this machine's rate (a few rows
+would be scaled by tokens, but on a small CPU a small batch costs far more per token); the step count is planned from it, and a
 budget that cannot hold a useful run is refused with the measured rate and the fix."""
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from lorag_harness.errors import LoragError
 
 MIN_VALIDATIONS = 2  # a useful stage-1 run reaches at least this many validations
 MIN_STEPS = 20  # ... and, without validation, this many steps (never more than the epochs allow)
-PROBE_ROWS = 4
 
 
 class BudgetTooSmall(LoragError):
@@ -26,7 +26,7 @@ class BudgetTooSmall(LoragError):
 
 def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
     """Seconds per padded token of a training step (forward + backward) and of a forward alone, on
-    ``batch``; the gradients are dropped, the weights do not change. The first run is a warm-up."""
+    ``batch``; the gradients are dropped, the weights do not change. The forward runs first and warms up."""
     tokens = batch["input_ids"].numel()
 
     def step():
@@ -39,12 +39,12 @@ def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
             loss_fn(model, batch)
 
     times = []
-    for fn in (step, step, forward):
+    for fn in (forward, step):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
-    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[2] / tokens,
+    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[0] / tokens,
             "probe_seconds": round(sum(times), 2)}
 
 

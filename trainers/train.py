@@ -236,12 +236,12 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     rate = budget_plan = None
     steps, budget_s = cap, cfg.time_budget
     if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
-        from .budget import PROBE_ROWS, measure_rate, plan
+        from .budget import measure_rate, plan
 
         say("measuring this machine's step rate")
         rows = sorted(examples, key=lambda e: len(e.input_ids))
         mid = len(rows) // 2
-        sample = rows[max(0, mid - PROBE_ROWS // 2):][:PROBE_ROWS]
+        sample = rows[max(0, mid - cfg.batch_size // 2):][:cfg.batch_size]  # a full batch of median rows
         probe_batch = with_prefix(collate(sample, tok.pad_token_id))
         rate = measure_rate(model, loss_fn, probe_batch, autocast)
         mean_step = cfg.grad_accum * cfg.batch_size * sum(len(e.input_ids) for e in examples) / len(examples)
