@@ -41,6 +41,7 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
     lr: float = 2e-4
     warmup: float = 0.05
+    schedule: str = "cosine"  # cosine (decay to 0 over the steps) | constant (after the warm-up)
     batch_size: int = 4
     steps: int | None = None  # default: one epoch
     epochs: float = 1.0
@@ -70,7 +71,7 @@ class TrainConfig:
                 raise LoragError(f"autocast must be one of none, bf16, not {self.autocast!r}")
             self.precision, self.autocast = {"none": "fp32", "bf16": "bf16"}[self.autocast], None
         precision.check(self.precision)
-        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "stage": ("s1", "s2")}
+        choices = {"schedule": ("cosine", "constant"), "objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "stage": ("s1", "s2")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise LoragError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
@@ -135,16 +136,18 @@ def is_current(cfg: TrainConfig, pairs) -> bool:
 
 
 class Schedule:
-    """Linear warm-up then cosine decay over ``total`` steps; ``total`` may be set after a timed
-    warm-up (the time budget), so the lambda reads it at every step."""
+    """Linear warm-up then cosine decay over ``total`` steps (or, ``constant``, the full rate); ``total``
+    may be set after a timed warm-up (the time budget), so the lambda reads it at every step."""
 
-    def __init__(self, total: int, warmup: float):
-        self.total, self.warmup = total, warmup
+    def __init__(self, total: int, warmup: float, kind: str = "cosine"):
+        self.total, self.warmup, self.kind = total, warmup, kind
 
     def __call__(self, step: int) -> float:
         w = max(1, int(self.warmup * self.total))
         if step < w:
             return (step + 1) / (w + 1)
+        if self.kind == "constant":
+            return 1.0
         progress = min(1.0, (step - w) / max(1, self.total - w))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -208,7 +211,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     used = precision.resolve(cfg.precision, model.device.type, option="precision" if cfg.autocast is None else "autocast")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    schedule = Schedule(cap, cfg.warmup)
+    schedule = Schedule(cap, cfg.warmup, cfg.schedule)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     ids = (prompts.single_token(tok, " true"), prompts.single_token(tok, " false"))
     # stage 1, masked: both the token loss and its binary part are computed (one head row each); the
