@@ -248,6 +248,13 @@ def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
     assert "train s2" not in text and not (out / "report.json").exists()
     assert "train s1:" in result.output  # the plain progress line off a terminal
     assert "Loading weights" not in result.output
+    # --allow-weak goes on: S2 starts from the weak S1 (reused, not retrained) and is marked weak too
+    args = ["demo", "--out-dir", str(out), "--base-model", tiny_model_dir, "--train-pairs", "24", "--eval-pairs", "8",
+            "--time-budget", "10m", "--allow-weak", "--reranker-from", str(tmp_path / "no-such-model")]
+    result = CliRunner().invoke(cli, args)
+    text = " ".join(result.output.split())
+    assert "is current, not retrained" in text and "weak adapter (--allow-weak)" in text, text
+    assert json.loads((out / "adapters" / "s2" / "manifest.json").read_text())["weak"] is True
 
 
 # --- progress off a terminal ---------------------------------------------------------------------

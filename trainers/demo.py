@@ -15,9 +15,8 @@ from .profiles import PROFILES
 err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
 DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
-# without --time-budget, on a slow machine S1's budget grows to hold this many steps, up to this many seconds;
-# the rate stays at its peak after the warm-up (a cosine decay over 40 steps left R8 at validation AUC 0.56)
-DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0, "schedule": "constant"}}
+# without --time-budget, on a slow machine S1's budget grows to hold this many steps, up to this many seconds
+DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0}}
 
 
 def cpu_seconds() -> float:
@@ -90,8 +89,10 @@ def merge_results(parts, tasks, pm=None):
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Training and grading: auto picks bfloat16 where a matmul probe measured it faster on this machine")
 @click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--allow-weak", is_flag=True,
+              help="Go on after a weak S1 (S2 starts from it; its graders warn) instead of stopping with exit 3")
 def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_rate, s2_pairs, rag_queries, base_model,
-         reranker_from, time_budget, precision, seed):
+         reranker_from, time_budget, precision, seed, allow_weak):
     """Train S1, S2 and a reranker on Reuters R8, then compare base, s1, s2, reranker and embedding
     (and cls, s2-json with --with) on relevance, reasons and RAG P@5."""
     from lorag_harness.evaluation.bench import stdout_console
@@ -151,8 +152,10 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             from lorag_harness.backends.lm import adapter_manifest
 
             manifest = adapter_manifest(folder)
-            if manifest.get("weak"):  # S2 and the comparison would be built on an adapter that did not learn
+            if manifest.get("weak") and not allow_weak:  # S2 and the comparison would be built on it
                 stop_at_s1(None, manifest, str(folder))
+            if manifest.get("weak"):
+                err.print(f"[bold red]{folder} is a weak adapter[/] (--allow-weak): S2 starts from it", soft_wrap=True)
     trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, force=True,
                                           **prof.get("reranker", {}) | {"precision": precision}), train_reranker)]
     if "cls" in extras:
