@@ -16,7 +16,8 @@ err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
 DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
 # without --time-budget, on a slow machine S1's budget grows to hold this many steps, up to this many seconds
-DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0}}
+# (float32 on AVX2: the loss left ln 2 near step 35 and validation AUC was 0.85 at step 40; docs/training.md)
+DEMO_S1_GROWTH = {"quick": {"min_steps": 60, "time_budget_max": 900.0}}
 
 
 def cpu_seconds() -> float:
