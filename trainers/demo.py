@@ -231,7 +231,7 @@ def stop_at_s1(refusal: str | None, manifest: dict | None, folder: str = "") -> 
                 f"{rate}{auc}.")
     fix = ("Fix: give S1 more time (--time-budget 10m), use --precision fp32 if bf16 was used on a CPU without "
            "fast bfloat16, or train it alone with `lorag train s1` to see its validation curve; then run the demo "
-           "again (finished models are reused).")
+           "again (finished models are reused), or add --allow-weak to go on from this S1.")
     from rich.text import Text
 
     err.print(Text("demo stopped after S1: ", style="bold red") +
