@@ -3,7 +3,7 @@ seed 13) with the quick profile and TrainConfig overrides, logging validation AU
 wall time, with the machine (CPU, capability, precision, load average). AVX2-only CPUs can be
 emulated with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
 
-    nice -n 5 .venv/bin/python bench/s1_cpu.py NAME [key=value ...] [--out runs/s1_cpu.jsonl]
+    nice -n 5 .venv/bin/python -m bench.s1_cpu NAME [key=value ...] [--out runs/s1_cpu.jsonl]
 
 Each run appends one JSON line to --out; `--record` also stores it in bench/results.json under
 "s1_cpu" (read-modify-write of that key only)."""

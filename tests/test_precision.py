@@ -202,6 +202,24 @@ def test_the_plan_fits_the_budget_with_its_validations():
     assert plan(TrainConfig(stage="s1", val_pairs=0, time_budget=30.0), 500, rate, 1000, 0, 0.0, "fp32")["steps"] == 60
 
 
+def test_a_budget_with_a_maximum_grows_to_hold_its_minimum_steps_on_a_slow_machine():
+    from lorag_harness.trainers.budget import BudgetTooSmall, plan
+    from lorag_harness.trainers.train import TrainConfig
+
+    rate = {"train_s_per_token": 0.5 / 1000, "forward_s_per_token": 2.0 / 4000}  # 0.5 s a step, 2 s a validation
+    cfg = TrainConfig(stage="s1", val_every=10, time_budget=20.0, time_budget_max=60.0, min_steps=30)
+    p = plan(cfg, 10_000, rate, 1000, 4000, 4.0, "fp32")  # 20 s holds 17 steps; 30 need 4 + 4 + 30 * 0.7 s
+    assert p["steps"] == 30 and p["budget_s"] == 29 and p["grown_from"] == 20.0
+    fast = plan(cfg, 10_000, {k: v / 4 for k, v in rate.items()}, 1000, 4000, 4.0, "fp32")
+    assert fast["budget_s"] == 20.0 and fast["steps"] > 30 and "grown_from" not in fast  # a fast machine: as given
+    # too slow even for the maximum: refused before training, naming the maximum and the rate
+    slow = {k: v * 4 for k, v in rate.items()}
+    with pytest.raises(BudgetTooSmall, match=r"grown to its maximum, 60 s\) holds 14 steps .* 2\.0 s per step .* needs 20"):
+        plan(cfg, 10_000, slow, 1000, 4000, 4.0, "fp32")
+    with pytest.raises(LoragError, match="time_budget_max"):
+        TrainConfig(stage="s1", time_budget=60.0, time_budget_max=30.0)
+
+
 # --- the demo stops at a weak S1 ------------------------------------------------------------------
 
 def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
@@ -224,6 +242,13 @@ def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
     assert "train s2" not in text and not (out / "report.json").exists()
     assert "train s1:" in result.output  # the plain progress line off a terminal
     assert "Loading weights" not in result.output
+    # --allow-weak goes on: S2 starts from the weak S1 (reused, not retrained) and is marked weak too
+    args = ["demo", "--out-dir", str(out), "--base-model", tiny_model_dir, "--train-pairs", "24", "--eval-pairs", "8",
+            "--time-budget", "10m", "--allow-weak", "--reranker-from", str(tmp_path / "no-such-model")]
+    result = CliRunner().invoke(cli, args)
+    text = " ".join(result.output.split())
+    assert "is current, not retrained" in text and "weak adapter (--allow-weak)" in text, text
+    assert json.loads((out / "adapters" / "s2" / "manifest.json").read_text())["weak"] is True
 
 
 # --- progress off a terminal ---------------------------------------------------------------------

@@ -422,7 +422,7 @@ def test_default_s1_profile_fits_a_time_budget_unless_a_count_is_given():
 
 
 def test_prefix_cached_loss_is_the_same_loss(tokenizer):
-    """The shared prompt prefix run once (no gradient) and reused as KV cache: same loss values."""
+    """The shared prompt prefix run once and reused as KV cache: same loss values."""
     from conftest import make_tiny_llama
 
     from lorag_harness.graders.prefix_cache import common_prefix
@@ -459,3 +459,45 @@ def test_trainer_configs_refuse_a_bad_schedule(config, bad, message):
     cls(out="x").check()  # the defaults pass
     with pytest.raises(LoragError, match=message):
         cls(out="x", **bad).check()
+
+
+@pytest.mark.parametrize("stage", ["s1", "s2"])
+def test_shared_prefix_training_has_the_full_forwards_loss_and_lora_gradients(tokenizer, stage):
+    """The shared prefix run once per batch WITH gradients (its KV cache expanded over rows of
+    different lengths, right-padded): loss and every LoRA gradient equal the plain full forward's."""
+    from conftest import make_tiny_llama
+    from peft import LoraConfig, get_peft_model
+
+    from lorag_harness.graders.prefix_cache import common_prefix
+    from lorag_harness.trainers.loss import value_ce
+    from lorag_harness.trainers.train import TARGET_MODULES, cut_prefix
+
+    torch.manual_seed(1)
+    model = get_peft_model(make_tiny_llama(tokenizer), LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGET_MODULES, init_lora_weights=False))
+    model.train()
+    pairs = [PAIR, Pair("grain", "wheat exports rose sharply this year after the drought in the south", False,
+                        "grain", "shipping", "p3"),
+             Pair("news about gold", "gold prices", True, "gold", "gold", "p4")]
+    examples = build_examples(tokenizer, pairs, None, stage)
+    assert len({len(e.input_ids) for e in examples}) == 3  # rows of different lengths: right padding in play
+    p = common_prefix([e.input_ids for e in examples])
+    assert p > 20
+    cut = collate(cut_prefix(examples, p), tokenizer.pad_token_id)
+    cut["prefix_ids"] = torch.tensor([examples[0].input_ids[:p]])
+    whole = collate(examples, tokenizer.pad_token_id)
+    loss = (lambda b: value_ce(model, b, 2629, 7065)[1]) if stage == "s1" else (lambda b: masked_loss(model, b))
+
+    def run(batch):
+        model.zero_grad(set_to_none=True)
+        value = loss(batch)
+        value.backward()
+        return value.item(), {k: v.grad.clone() for k, v in model.named_parameters() if v.requires_grad}
+
+    want_loss, want = run(whole)
+    got_loss, got = run(cut)
+    assert got_loss == pytest.approx(want_loss, abs=1e-5)
+    assert want and set(got) == set(want)
+    assert all(w.abs().max() > 0 for w in want.values())  # every LoRA matrix gets a gradient, prefix layers too
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-4, msg=k)

@@ -1,5 +1,6 @@
-"""A time budget the first step cannot eat: before training, one forward+backward of a few rows
-and one forward (no update) measure this machine's rate; the step count is planned from it, and a
+"""A time budget the first step cannot eat: before training, one forward (no update) and one
+forward+backward of a full batch of median-length rows measure this machine's rate (a few rows
+would be scaled by tokens, but on a small CPU a small batch costs far more per token); the step count is planned from it, and a
 budget that cannot hold a useful run is refused with the measured rate and the fix."""
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from lorag_harness.errors import LoragError
 
 MIN_VALIDATIONS = 2  # a useful stage-1 run reaches at least this many validations
 MIN_STEPS = 20  # ... and, without validation, this many steps (never more than the epochs allow)
-PROBE_ROWS = 4
 
 
 class BudgetTooSmall(LoragError):
@@ -26,7 +26,7 @@ class BudgetTooSmall(LoragError):
 
 def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
     """Seconds per padded token of a training step (forward + backward) and of a forward alone, on
-    ``batch``; the gradients are dropped, the weights do not change. The first run is a warm-up."""
+    ``batch``; the gradients are dropped, the weights do not change. The forward runs first and warms up."""
     tokens = batch["input_ids"].numel()
 
     def step():
@@ -39,29 +39,37 @@ def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
             loss_fn(model, batch)
 
     times = []
-    for fn in (step, step, forward):
+    for fn in (forward, step):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
-    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[2] / tokens,
+    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[0] / tokens,
             "probe_seconds": round(sum(times), 2)}
 
 
 def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed: float, used: str) -> dict:
     """Steps that fit ``cfg.time_budget`` at the measured rate; raises BudgetTooSmall when fewer than a
     useful run (MIN_VALIDATIONS validation intervals, or MIN_STEPS without validation; never more than
-    ``cap``) fit."""
+    ``cap``) fit. With ``cfg.time_budget_max``, a budget too small for ``cfg.min_steps`` (or a useful
+    run) on this machine grows to hold them, up to that maximum; the plan's ``budget_s`` is the budget."""
     step_s = rate["train_s_per_token"] * step_tokens
     val_s = rate["forward_s_per_token"] * val_tokens
     per_step = step_s + (val_s / cfg.val_every if val_tokens else 0.0)
-    left = cfg.time_budget - elapsed - 2 * val_s  # the base model's validation and the last one
-    fit = max(0, int(left / per_step))
+    fixed = elapsed + 2 * val_s  # the base model's validation and the last one
+    fit = max(0, int((cfg.time_budget - fixed) / per_step))
     useful = min(cap, MIN_VALIDATIONS * cfg.val_every if val_tokens else MIN_STEPS)
-    out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful}
+    wanted = max(useful, min(cap, getattr(cfg, "min_steps", 0) or 0))
+    out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful,
+           "budget_s": cfg.time_budget}
+    grow_to = getattr(cfg, "time_budget_max", None)
+    if fit < wanted and grow_to:
+        need = fixed + wanted * per_step
+        if need <= grow_to:
+            return out | {"steps": wanted, "budget_s": math.ceil(need), "grown_from": cfg.time_budget}
     if fit >= useful:
         return out
-    need = elapsed + 2 * val_s + useful * per_step
+    need = fixed + useful * per_step
     fixes = []
     if used == "bf16":
         probe = precision.probe()
@@ -74,7 +82,9 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
         fixes.append(f"fewer --val-pairs (now {cfg.val_pairs})")
     fixes.append("or --steps N to run a fixed count without a budget")
     val = f", {val_s:.1f} s per validation" if val_tokens else ""
+    most = f" (grown to its maximum, {grow_to:.0f} s)" if grow_to else ""
+    holds = max(fit, int((grow_to - fixed) / per_step)) if grow_to else fit
     raise BudgetTooSmall(
-        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget holds {fit} steps at this machine's measured "
+        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget{most} holds {holds} steps at this machine's measured "
         f"{step_s:.1f} s per step (batch {cfg.batch_size}, {used}{val}); a useful run needs {useful}. "
         f"Fix: {'; '.join(fixes)}", out)

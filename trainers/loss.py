@@ -15,16 +15,16 @@ def _parts(model):
 
 def hidden_states(backbone, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The backbone's last hidden states of the batch's rows. With ``batch["prefix_ids"]`` (the token
-    prefix every row shares, cut from ``input_ids``), the prefix is run once without gradients and
-    its KV cache reused by every row, as the graders score; the loss positions are never in it."""
+    prefix every row shares, cut from ``input_ids``; rows right-padded), the prefix is run once (batch
+    1) with gradients and its KV cache expanded over the rows as views, so autograd sums the rows'
+    gradients back into the one prefix pass: the loss and its gradient are those of the full rows."""
     prefix = batch.get("prefix_ids")
     if prefix is None:
         return backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     from lorag_harness.graders.prefix_cache import _expand
 
     rows, p = batch["input_ids"].shape[0], prefix.shape[1]
-    with torch.no_grad():
-        cache = backbone(input_ids=prefix, use_cache=True).past_key_values
+    cache = backbone(input_ids=prefix, use_cache=True).past_key_values
     mask = batch["attention_mask"]
     full_mask = torch.cat([torch.ones((rows, p), dtype=mask.dtype), mask], dim=1)
     positions = p + (mask.cumsum(-1) - 1).clamp(min=0)

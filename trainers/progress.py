@@ -32,7 +32,8 @@ def train_with_progress(cfg, dataset) -> dict:
                          status=lambda text: progress.update(bar, phase=text))
     m, h = manifest["metrics"], manifest["hyperparameters"]
     if cfg.time_budget:
-        err.print(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s → {h['steps']} steps chosen "
+        spent = (manifest.get("budget") or {}).get("budget_s") or cfg.time_budget
+        err.print(f"{cfg.stage}: time budget {spent:.0f} s → {h['steps']} steps chosen "
                   f"(the epochs limit allows {h['steps_cap']}), {m['steps_run']} run")
     err.print(f"{cfg.stage}: {m['steps_run']} steps ({m['stopped']}), loss {m['first_loss']:.3f} → "
               f"{m['final_loss']:.3f} in {m['seconds']:.0f} s ({m['steps_per_s']:.3f} steps/s, "

@@ -41,6 +41,7 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
     lr: float = 2e-4
     warmup: float = 0.05
+    schedule: str = "cosine"  # cosine (decay to 0 over the steps) | constant (after the warm-up)
     batch_size: int = 4
     steps: int | None = None  # default: one epoch
     epochs: float = 1.0
@@ -53,13 +54,15 @@ class TrainConfig:
     batches: str = "length"  # length (length-sorted) | balanced (half positive) | document (a document's pairs together)
     precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     autocast: str | None = None  # former name of precision: none -> fp32, bf16 -> bf16
-    prefix_cache: bool = False  # the prompt prefix all examples share is run once per step, without gradients
+    prefix_cache: bool = False  # the prompt prefix all examples share is run once per batch (exact: trainers/loss.py)
     grad_accum: int = 1  # batches per optimiser step
     top_layers: int = 0  # LoRA on the last N decoder layers only (0: all): no backward below them
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
+    time_budget_max: float | None = None  # a budget too small for min_steps on this machine grows up to this
+    min_steps: int = 0  # with time_budget_max: the steps the budget grows to hold (at least a useful run)
     force: bool = False  # replace what --out holds (another model or run); not part of the key
 
     def __post_init__(self):
@@ -68,7 +71,7 @@ class TrainConfig:
                 raise LoragError(f"autocast must be one of none, bf16, not {self.autocast!r}")
             self.precision, self.autocast = {"none": "fp32", "bf16": "bf16"}[self.autocast], None
         precision.check(self.precision)
-        choices = {"objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "stage": ("s1", "s2")}
+        choices = {"schedule": ("cosine", "constant"), "objective": ("token", "binary"), "batches": ("length", "balanced", "document"), "stage": ("s1", "s2")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise LoragError(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}")
@@ -79,6 +82,8 @@ class TrainConfig:
                 raise LoragError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
+        if self.time_budget_max is not None and not (self.time_budget and self.time_budget_max >= self.time_budget):
+            raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
         if self.prefix_cache and self.logits != "masked":
             raise LoragError("prefix_cache needs the masked logits")
 
@@ -131,16 +136,18 @@ def is_current(cfg: TrainConfig, pairs) -> bool:
 
 
 class Schedule:
-    """Linear warm-up then cosine decay over ``total`` steps; ``total`` may be set after a timed
-    warm-up (the time budget), so the lambda reads it at every step."""
+    """Linear warm-up then cosine decay over ``total`` steps (or, ``constant``, the full rate); ``total``
+    may be set after a timed warm-up (the time budget), so the lambda reads it at every step."""
 
-    def __init__(self, total: int, warmup: float):
-        self.total, self.warmup = total, warmup
+    def __init__(self, total: int, warmup: float, kind: str = "cosine"):
+        self.total, self.warmup, self.kind = total, warmup, kind
 
     def __call__(self, step: int) -> float:
         w = max(1, int(self.warmup * self.total))
         if step < w:
             return (step + 1) / (w + 1)
+        if self.kind == "constant":
+            return 1.0
         progress = min(1.0, (step - w) / max(1, self.total - w))
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -191,7 +198,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     examples = build_examples(tok, fit_pairs, dataset, cfg.stage, cfg.loss, cfg.weight, cfg.max_doc_tokens)
     examples = balance(examples, cfg.balance, rng)
     prefix = None
-    if cfg.prefix_cache:  # the shared prompt prefix (chat template, instruction): run once per step
+    if cfg.prefix_cache:  # the shared prompt prefix (chat template, instruction): run once per batch
         from lorag_harness.graders.prefix_cache import common_prefix
 
         p = min(common_prefix([e.input_ids for e in examples]), min(e.loss_positions[0] for e in examples))
@@ -204,7 +211,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     used = precision.resolve(cfg.precision, model.device.type, option="precision" if cfg.autocast is None else "autocast")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    schedule = Schedule(cap, cfg.warmup)
+    schedule = Schedule(cap, cfg.warmup, cfg.schedule)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     ids = (prompts.single_token(tok, " true"), prompts.single_token(tok, " false"))
     # stage 1, masked: both the token loss and its binary part are computed (one head row each); the
@@ -230,23 +237,28 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     validator = Validator(tok, val_pairs, cfg.max_doc_tokens) if val_pairs else None
     curve, best, best_state, stale, val_seconds = [], None, None, 0, 0.0
     rate = budget_plan = None
-    steps = cap
+    steps, budget_s = cap, cfg.time_budget
     if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
-        from .budget import PROBE_ROWS, measure_rate, plan
+        from .budget import measure_rate, plan
 
         say("measuring this machine's step rate")
         rows = sorted(examples, key=lambda e: len(e.input_ids))
         mid = len(rows) // 2
-        sample = rows[max(0, mid - PROBE_ROWS // 2):][:PROBE_ROWS]
+        sample = rows[max(0, mid - cfg.batch_size // 2):][:cfg.batch_size]  # a full batch of median rows
         probe_batch = with_prefix(collate(sample, tok.pad_token_id))
         rate = measure_rate(model, loss_fn, probe_batch, autocast)
         mean_step = cfg.grad_accum * cfg.batch_size * sum(len(e.input_ids) for e in examples) / len(examples)
         val_tokens = validator.token_count() if validator else 0
         budget_plan = plan(cfg, cap, rate, mean_step, val_tokens, time.perf_counter() - start, used)
         steps = schedule.total = max(1, budget_plan["steps"])
+        budget_s = budget_plan["budget_s"]
+        if "grown_from" in budget_plan:  # a slow machine, held to its minimum steps: no decay to waste them
+            schedule.kind = "constant"  # (a cosine decay over 40 steps left R8 at validation AUC 0.56)
         if log:
             val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
-            log(f"{cfg.stage}: time budget {cfg.time_budget:.0f} s: ~{budget_plan['step_s']:.1f} s per step{val} "
+            grown = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
+                     if budget_s != cfg.time_budget else "")
+            log(f"{cfg.stage}: time budget {budget_s:.0f} s{grown}: ~{budget_plan['step_s']:.1f} s per step{val} "
                 f"measured ({used}) → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
@@ -298,7 +310,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         if cfg.time_budget and step == PROBE_STEPS and steps > step:
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
                                                   time.perf_counter() - start, step_tokens,
-                                                  cfg.grad_accum * sum(planned) / len(planned))
+                                                  cfg.grad_accum * sum(planned) / len(planned), budget_s)
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
             if cfg.patience and stale >= cfg.patience and step < steps:
@@ -306,7 +318,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         # the last validation must fit too: stop when the budget cannot hold one more step and it
         last_val = val_seconds / len(curve) if validator else 0.0
         if cfg.time_budget and step < steps and \
-                time.perf_counter() - start + step_times[-1] + last_val > cfg.time_budget:
+                time.perf_counter() - start + step_times[-1] + last_val > budget_s:
             stopped = "time budget reached"
         if progress:
             progress(step, steps, losses[-1], val_auc)
@@ -335,7 +347,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                   "target": {"s1": "relevant value", "s2": "reason value through closing brace and EOS"}[cfg.stage],
                   "mean_loss_tokens": sum(len(e.loss_positions) for e in examples) / len(examples)},
         "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("out", "stage", "autocast", "force")}
-        | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap, "precision_used": used},
+        | {"quant": cfg.resolved_quant(), "steps": steps, "steps_cap": cap, "precision_used": used,
+           "schedule_used": schedule.kind},
         "machine": precision.machine(used),
         "budget": None if budget_plan is None else {**budget_plan, **rate},
         "metrics": {"first_loss": losses[0], "final_loss": final_loss,
@@ -383,7 +396,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
 
 
 def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: float, elapsed: float,
-                 step_tokens: list[int] | None = None, mean_tokens: float | None = None) -> int:
+                 step_tokens: list[int] | None = None, mean_tokens: float | None = None,
+                 budget_s: float | None = None) -> int:
     """Steps that fit the time budget, from the probe steps' time (the first one is warm-up) and the
     cost of validations; never more than ``cap`` (the epochs or --steps limit), never fewer than run.
     With ``step_tokens`` (padded tokens of each probe step) and ``mean_tokens`` (of an average step of
@@ -394,7 +408,7 @@ def budget_steps(cfg: TrainConfig, cap: int, step_times: list[float], val_cost: 
         per_step = sum(step_times[1:]) / sum(step_tokens[1:]) * mean_tokens
     if cfg.val_pairs and cfg.stage == "s1":
         per_step += val_cost / cfg.val_every
-    left = cfg.time_budget - elapsed - val_cost  # the last validation
+    left = (budget_s or cfg.time_budget) - elapsed - val_cost  # the last validation
     return max(len(step_times), min(cap, len(step_times) + int(left / per_step)))
 
 
