@@ -104,6 +104,11 @@ def test_cli_reranks_a_beir_folder(tmp_path):
     assert {r["fusion"] for r in rec} == {"rrf"}
 
 
+def test_fusion_without_the_rerank_task_is_refused():
+    result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "s1-relevance", "--fusion", "rrf"])
+    assert result.exit_code == 2 and "--fusion rrf: only the rerank task fuses rankings: add -t rerank" in result.output
+
+
 def test_split_on_a_dataset_without_splits_is_an_error():
     result = CliRunner().invoke(cli, ["bench", "--no-cache", "-g", "embedding", "-t", "s1-relevance", "--split", "dev"])
     assert result.exit_code == 2 and "--split applies to beir:DIR and hf:NAME datasets only" in result.output

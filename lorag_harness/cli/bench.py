@@ -70,6 +70,8 @@ def config_from(o: dict):
         raise LoragError("--tasks names no task")
     if (o["first_stage"] or "").startswith("run:") and "judge-agreement" in tasks:
         raise LoragError(f"--first-stage {o['first_stage']}: a run file feeds the rerank task only, not judge-agreement")
+    if o["fusion"] != "none" and "rerank" not in tasks:
+        raise LoragError(f"--fusion {o['fusion']}: only the rerank task fuses rankings: add -t rerank")
     if o["split"] and o["dataset"].startswith("irds:"):
         raise LoragError(f"--split: an irds: id names its split ({o['dataset']}/{o['split']}, e.g. irds:beir/scifact/test)")
     if o["split"] and not o["dataset"].startswith(("beir:", "hf:")):
