@@ -20,14 +20,6 @@ DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 
 DEMO_S1_GROWTH = {"quick": {"min_steps": 60, "time_budget_max": 900.0}}
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all its threads."""
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 class Stages:
     """Wall time and CPU seconds (user + system) per stage, printed as each ends."""
 
@@ -36,12 +28,12 @@ class Stages:
         self.cpu: dict[str, float] = {}
 
     def run(self, name: str, fn, *args, **kwargs):
-        start, cpu = time.perf_counter(), cpu_seconds()
+        start, cpu = time.perf_counter(), time.process_time()  # user + system, all threads
         try:
             return fn(*args, **kwargs)
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 1)
-            self.cpu[name] = round(cpu_seconds() - cpu, 1)
+            self.cpu[name] = round(time.process_time() - cpu, 1)
             err.print(f"[dim]stage {name}: {self.seconds[name]:.0f} s ({self.cpu[name]:.0f} CPU-s)[/]")
 
     def table(self) -> Table:
