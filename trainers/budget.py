@@ -59,10 +59,10 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
     fixed = elapsed + 2 * val_s  # the base model's validation and the last one
     fit = max(0, int((cfg.time_budget - fixed) / per_step))
     useful = min(cap, MIN_VALIDATIONS * cfg.val_every if val_tokens else MIN_STEPS)
-    wanted = max(useful, min(cap, getattr(cfg, "min_steps", 0) or 0))
+    wanted = max(useful, min(cap, cfg.min_steps))
     out = {"step_s": step_s, "validation_s": val_s, "fits": fit, "steps": min(cap, fit), "useful": useful,
            "budget_s": cfg.time_budget}
-    grow_to = getattr(cfg, "time_budget_max", None)
+    grow_to = cfg.time_budget_max
     if fit < wanted and grow_to:
         need = fixed + wanted * per_step
         if need <= grow_to:

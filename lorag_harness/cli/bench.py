@@ -10,6 +10,7 @@ from lorag_harness.api import registry
 from lorag_harness.cli.options import (apply, cache_options, dataset_option, given, grader_build_options,
                                        grader_build_values, seed_option)
 from lorag_harness.errors import LoragError
+from lorag_harness.retrieval.fusion import FUSIONS
 
 
 def _first_stage_option(ctx, param, value):
@@ -43,7 +44,7 @@ def bench_options(f):
                           "(monotone increasing); adds brier_cal and ece_cal"),
         click.option("--rerank-k", type=click.IntRange(min=1), default=None,
                      help="rerank: candidates per query from the first stage [default: 100]; judge-agreement: 20"),
-        click.option("--fusion", type=click.Choice(["none", "rrf"]), default="none", show_default=True,
+        click.option("--fusion", type=click.Choice(FUSIONS), default="none", show_default=True,
                      help="rerank: rrf ranks by reciprocal rank fusion (k=60) of each grader's order with the first "
                           "stage's, the field's hybrid; none: the grader's order alone"),
         click.option("--rerank-queries", type=click.IntRange(min=1), default=None,
