@@ -85,6 +85,23 @@ def write_jsonl(path, rows):
 
 
 @pytest.fixture
+def register_plugin():
+    """register(plugin, name): a plug-in on the CLI's plugin manager for this test only (unregistered after it)."""
+    from lorag_harness.plugins import pm
+
+    added = []
+
+    def register(plugin, name: str):
+        pm.register(plugin, name=name)
+        added.append(plugin)
+        return plugin
+
+    yield register
+    for plugin in reversed(added):
+        pm.unregister(plugin)
+
+
+@pytest.fixture
 def jsonl_writer():
     return write_jsonl
 

@@ -13,7 +13,6 @@ from lorag_harness import Judgment, hookimpl
 from lorag_harness.api.grader import Grader
 from lorag_harness.evaluation.cache import JudgmentCache
 from lorag_harness.cli.app import cli
-from lorag_harness.plugins import pm
 
 SMALL = ["--eval-pairs", "8", "--train-pairs", "16", "--s2-pairs", "2", "--rag-queries", "10", "--rag-k", "5",
          "--corpus-size", "30", "--max-doc-tokens", "32"]
@@ -100,12 +99,10 @@ class Plugin:
 
 
 @pytest.fixture
-def test_grader():
-    plugin = Plugin()
-    pm.register(plugin, name="test-errors-plugin")
+def test_grader(register_plugin):
+    register_plugin(Plugin(), "test-errors-plugin")
     Counting.calls = []
-    yield Counting
-    pm.unregister(plugin)
+    return Counting
 
 
 # --- checks before work ----------------------------------------------------------------------------
@@ -407,7 +404,7 @@ def test_check_passes_a_good_grader_and_lists_a_bad_one(pairs_file, test_grader)
     assert "unknown grader 'nope'" in one_line_error(run("check", "test", "nope"))
 
 
-def test_check_builds_graders_with_the_given_precision_and_batch_size():
+def test_check_builds_graders_with_the_given_precision_and_batch_size(register_plugin):
     seen = []
 
     class Recording:
@@ -415,12 +412,8 @@ def test_check_builds_graders_with_the_given_precision_and_batch_size():
         def register_graders(self, register):
             register("ctx", lambda arg, context: seen.append(context) or Counting(), "records its context")
 
-    plugin = Recording()
-    pm.register(plugin, name="test-check-context")
-    try:
-        result = run("check", "ctx", "--precision", "fp32", "--batch-size", "3")
-    finally:
-        pm.unregister(plugin)
+    register_plugin(Recording(), "test-check-context")
+    result = run("check", "ctx", "--precision", "fp32", "--batch-size", "3")
     assert result.exit_code == 0, result.output
     assert [(c.precision, c.batch_size) for c in seen] == [("fp32", 3)]
 

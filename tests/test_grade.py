@@ -15,7 +15,6 @@ from lorag_harness import hookimpl
 from lorag_harness.api.grader import Grader, Judgment, Pair
 from lorag_harness.evaluation.cache import JudgmentCache
 from lorag_harness.cli.app import cli
-from lorag_harness.plugins import pm
 from lorag_harness.testing import check_grader
 
 WORDS = re.compile(r"[a-z]{3,}")
@@ -52,13 +51,11 @@ class OverlapPlugin:
 
 
 @pytest.fixture
-def overlap(tmp_path):
-    """The overlap grader registered for in-process CLI runs; yields its log file."""
+def overlap(tmp_path, register_plugin):
+    """The overlap grader registered for in-process CLI runs; its log file."""
     log = tmp_path / "graded.log"
-    plugin = OverlapPlugin(str(log))
-    pm.register(plugin, name="overlap-test")
-    yield log
-    pm.unregister(plugin)
+    register_plugin(OverlapPlugin(str(log)), "overlap-test")
+    return log
 
 
 def make_rows(n, labelled=True):

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from lorag_harness import hookimpl
 from lorag_harness.api import Grader, Judgment
 from lorag_harness.cli.app import cli
-from lorag_harness.plugins import pm
 from test_grade import grade, make_rows, overlap, read_out, write_jsonl  # noqa: F401 - the overlap fixture
 
 
@@ -32,11 +31,8 @@ class BoomPlugin:
 
 
 @pytest.fixture
-def boom():
-    plugin = BoomPlugin()
-    pm.register(plugin, name="boom-test")
-    yield
-    pm.unregister(plugin)
+def boom(register_plugin):
+    register_plugin(BoomPlugin(), "boom-test")
 
 
 # --- duplicate ids -----------------------------------------------------------------------------------

@@ -117,13 +117,8 @@ class OverlapGraders:
 
 
 @pytest.fixture
-def overlap_plugin():
-    from lorag_harness.plugins import pm
-
-    plugin = OverlapGraders()
-    pm.register(plugin, name="overlap-graders")
-    yield
-    pm.unregister(plugin)
+def overlap_plugin(register_plugin):
+    register_plugin(OverlapGraders(), "overlap-graders")
 
 
 def test_a_grader_ranking_below_a_random_order_is_reported_and_exits_3(tmp_path, overlap_plugin):

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from lorag_harness import Judgment, hookimpl
 from lorag_harness.api import Grader
 from lorag_harness.cli.app import cli
-from lorag_harness.plugins import pm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,12 +47,9 @@ class Plugin:
 
 
 @pytest.fixture
-def plugins():
-    plugin = Plugin()
-    pm.register(plugin, name="refusals-plugin")
+def plugins(register_plugin):
+    register_plugin(Plugin(), "refusals-plugin")
     BUILT.clear()
-    yield
-    pm.unregister(plugin)
 
 
 @pytest.fixture
