@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from lorag_harness.backends.precision import machine
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
 from lorag_harness.trainers.recipe import recipe_pairs
 from lorag_harness.trainers.rerank_train import RerankConfig, config_key, train_reranker
-from bench.results_file import update
+from bench.results_file import update_rows
 
 MEASURES = {"ndcg@10": ranking.STANDARD["ndcg@10"], "mrr@10": ranking.STANDARD["mrr@10"], "map@100": ranking.STANDARD["map@100"]}
 
@@ -115,7 +114,7 @@ def main():
                 r[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
         out["rows"].append(r)
         print(json.dumps(r), flush=True)
-        save(args.results, out)
+        update_rows("domain_adaptation", out, args.results)
 
     row("BM25@100", cands)
     if not (args.skip_baselines and {"untrained embedding reranking BM25@100", "untrained embedding + RRF with BM25@100"} <= set(per_query)):
@@ -202,18 +201,6 @@ def _place(r: dict) -> tuple:
     s = r["system"]
     source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} pairs" in s), 0)
     return (source, s != "BM25@100", "cross-encoder" in s, "dense@" in s, "RRF" in s)
-
-
-def save(results: str, out: dict) -> None:
-    """Our rows replace the rows of the same systems; rows of other runs (other sources) are kept."""
-    mine = {r["system"] for r in out["rows"]}
-
-    def change(current: dict) -> None:
-        kept = [r for r in current.get("rows", []) if r["system"] not in mine]
-        current.clear()
-        current.update(out | {"rows": kept + out["rows"]})
-
-    update("domain_adaptation", change=change, path=results)
 
 
 if __name__ == "__main__":

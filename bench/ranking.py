@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from lorag_harness.retrieval import first_stage as retrieval, metrics as ranking
 from lorag_harness.evaluation.runner import BenchConfig, load_dataset, run_bench
-from bench.results_file import update
+from bench.results_file import update_rows
 
 COLUMNS = ("ndcg@10", "mrr@10", "map@100", "p@5")
 
@@ -91,14 +90,7 @@ def save(results: str, out: dict, row: dict) -> None:
     earlier runs for other systems are kept."""
     out["rows"].append(row)
     print(json.dumps(row), flush=True)
-    mine = {r["system"] for r in out["rows"]}
-
-    def change(current: dict) -> None:
-        kept = [r for r in current.get("rows", []) if r["system"] not in mine]
-        current.clear()
-        current.update(out | {"rows": kept + out["rows"]})
-
-    update("ranking", change=change, path=results)
+    update_rows("ranking", out, results)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,19 @@ def update(key: str, value=None, *, change=None, precision: str | None = None, c
         os.replace(tmp, path)
 
 
+def update_rows(key: str, out: dict, path: Path | str = RESULTS) -> None:
+    """Section ``key`` becomes ``out``, whose rows replace the stored rows of the same ``system``; stored
+    rows of other systems (earlier runs of other options) are kept."""
+    mine = {r["system"] for r in out["rows"]}
+
+    def change(current: dict) -> None:
+        kept = [r for r in current.get("rows", []) if r["system"] not in mine]
+        current.clear()
+        current.update(out | {"rows": kept + out["rows"]})
+
+    update(key, change=change, path=path)
+
+
 def problems(data: dict) -> list[str]:
     """What breaks the schema, one line each (the test of bench/results.json)."""
     out = []
