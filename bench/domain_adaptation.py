@@ -37,7 +37,7 @@ from lorag_harness.api.types import Dataset
 from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.backends.precision import machine
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
-from lorag_harness.trainers.recipe import recipe_pairs
+from lorag_harness.trainers.recipe import SOURCES, recipe_pairs
 from lorag_harness.trainers.rerank_train import RerankConfig, config_key, train_reranker
 from bench.results_file import update_rows
 
@@ -75,6 +75,10 @@ def main():
     ap.add_argument("--skip-baselines", action="store_true",
                     help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
+    for option, given, allowed in (("--sources", args.sources, SOURCES), ("--kinds", args.kinds, ("embedding", "reranker"))):
+        unknown = [v for v in given.split(",") if v and v not in allowed]
+        if unknown:  # before any encoding or training
+            ap.error(f"{option}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
     if args.table:
         print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]["results"]))
         return
