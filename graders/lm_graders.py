@@ -26,6 +26,7 @@ class LMGrader(Grader):
 
         # quant "bf16" (the former option) is float32 weights with bfloat16 matmuls: precision bf16
         self.precision = grading_precision(quant, precision)
+        self.decode_precision = grading_precision(quant, precision, work="decode")  # reasons: greedy decoding
         quant = None if quant == "bf16" else quant
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens
@@ -83,7 +84,7 @@ class LMGrader(Grader):
             kind="lm", model=lm.resolve_model_path(self.base_model) if self.base_model else lm.DEFAULT_MODEL,
             **model_files(self.base_model, lm.DEFAULT_MODEL),
             adapter=file_hashes(self.adapter), template=prompts.template_hash(),
-            quant="bf16" if self.precision == "bf16" else self.quant,
+            quant="bf16" if self.precision == "bf16" else self.quant, decode=self.decode_precision,
             max_doc_tokens=self.max_doc_tokens, max_new_tokens=self.max_new_tokens, threshold=self.threshold,
             constrained=self.constrained_topics,
         )
@@ -96,7 +97,11 @@ class LMGrader(Grader):
 
     def grade(self, pairs: list[Pair], *, reasons: bool = False, advance=None) -> list[Judgment]:
         with lm.compute(self.precision, self.model.device.type):
-            return self._grade(pairs, reasons, advance)
+            judgments = self._grade(pairs, reasons, advance)
+        if reasons:
+            with lm.compute(self.decode_precision, self.model.device.type):
+                self._add_reasons(pairs, judgments, advance)
+        return judgments
 
     def _grade(self, pairs: list[Pair], reasons: bool, advance) -> list[Judgment]:
         seqs = [self.encode(p, prompts.PREFILL) for p in pairs]
@@ -106,11 +111,8 @@ class LMGrader(Grader):
             scores = score_with_prefix_cache(self.model, seqs, [p.query for p in pairs], *ids, self.score_batch_size, step)
         else:
             scores = score_true_false(self.model, seqs, *ids, self.score_batch_size, step)
-        judgments = [Judgment(relevant=s >= self.threshold, score=s, raw_text=prompts.PREFILL + (" true" if s >= self.threshold else " false"))
-                     for s in scores]
-        if reasons:
-            self._add_reasons(pairs, judgments, advance)
-        return judgments
+        return [Judgment(relevant=s >= self.threshold, score=s, raw_text=prompts.PREFILL + (" true" if s >= self.threshold else " false"))
+                for s in scores]
 
     def _add_reasons(self, pairs, judgments, advance) -> None:
         heads = [prompts.REASON_PREFILL.format(value="true" if j.relevant else "false") for j in judgments]

@@ -173,6 +173,10 @@ def test_demo_trains_and_compares_every_grader_and_times_each_stage(tiny_model_d
     assert set(report["results"]["s1-relevance"]) == {"base", f"s1:{out}/adapters/s1", f"s2:{out}/adapters/s2", "embedding",
                                                       f"cross-encoder:{out}/models/reranker", f"cls:{out}/models/cls"}
     assert f"cross-encoder:{out}/models/reranker" not in report["results"]["s2-reasoning"]  # it gives no reasons
+    # S1 stops after the relevant value: only base and S2 write reasons; base keeps the timings of both runs
+    assert set(report["results"]["s2-reasoning"]) == {"base", f"s2:{out}/adapters/s2"}
+    assert set(report["timings"]["base"]) == {"s1-relevance", "s2-reasoning", "rag-p5"}
+    assert report["tasks"] == ["s1-relevance", "s2-reasoning", "rag-p5"] and report["graders"].count("base") == 1
     assert {"train s1", "train s2", "train reranker", "train cls"} <= set(report["config"]["demo_stages"])
     assert any(c["test"] == "delong" for c in report["comparisons"]["s1-relevance"])
     again = CliRunner().invoke(cli, args)  # nothing retrained: the models are current

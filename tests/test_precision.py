@@ -34,20 +34,53 @@ def test_probe_is_cached_per_machine(tmp_path, monkeypatch):
 
     monkeypatch.setattr(precision, "measure", fake_measure)
     assert precision.resolve("auto", "cpu") == "fp32"
+    assert len(calls) == 2  # the batch shape and the decoding shape
     monkeypatch.setattr(precision, "_probed", {})  # a new process: read from the cache file
-    assert precision.resolve("auto", "cpu") == "fp32" and len(calls) == 1
+    assert precision.resolve("auto", "cpu") == "fp32" and precision.resolve("auto", "cpu", work="decode") == "fp32"
+    assert len(calls) == 2
     stored = json.loads((tmp_path / precision.PROBE_FILE).read_text())
     assert stored[precision.machine_key()]["capability"] == precision.cpu_capability()
     monkeypatch.setattr(precision, "cpu_capability", lambda: "SOMETHING-ELSE")  # another machine kind: probed again
     monkeypatch.setattr(precision, "_probed", {})
     precision.resolve("auto", "cpu")
-    assert len(calls) == 2
+    assert len(calls) == 4
 
 
 def test_real_probe_is_quick_and_answers(tmp_path, monkeypatch):
     result = precision.measure()
     assert result["faster"] in ("fp32", "bf16") and result["fp32_s"] > 0 and result["bf16_s"] > 0
     assert result["fp32_s"] < 1.0  # one small linear layer
+
+
+def test_decoding_follows_its_own_probe(monkeypatch, tiny_model_dir, r8_small):
+    """Where bf16 is faster for batches but not for decoding (one token for each of a few rows: casting
+    the weights costs more than it saves), an LM grader scores in bf16 and writes reasons in float32."""
+    import torch
+
+    from lorag_harness.evaluation.runner import build_grader
+    from lorag_harness.graders import lm_graders
+
+    monkeypatch.setattr(precision, "probe", lambda refresh=False: {"faster": "bf16", "ratio": 0.35,
+                                                                   "decode": {"faster": "fp32", "ratio": 1.3}})
+    assert precision.resolve("auto", "cpu") == "bf16" and precision.resolve("auto", "cpu", work="decode") == "fp32"
+    assert precision.resolve("bf16", "cpu", work="decode") == "bf16"  # an explicit choice wins
+    seen = {}
+    real_score, real_generate = lm_graders.score_with_prefix_cache, lm_graders.generate_continuations
+
+    def score(*a, **k):
+        seen["score"] = torch.is_autocast_enabled("cpu")
+        return real_score(*a, **k)
+
+    def generate(*a, **k):
+        seen["generate"] = torch.is_autocast_enabled("cpu")
+        return real_generate(*a, **k)
+
+    monkeypatch.setattr(lm_graders, "score_with_prefix_cache", score)
+    monkeypatch.setattr(lm_graders, "generate_continuations", generate)
+    grader = build_grader("base", GraderContext(base_model=tiny_model_dir, max_doc_tokens=16))
+    assert (grader.precision, grader.decode_precision) == ("bf16", "fp32")
+    judgments = grader.grade(r8_small.eval_pairs[:2], reasons=True)
+    assert seen == {"score": True, "generate": False} and all(j.raw_text for j in judgments)
 
 
 def test_explicit_bf16_where_slow_runs_with_one_warning_line(monkeypatch, capsys):
@@ -79,12 +112,13 @@ def _trained_precisions(tiny_model_dir, tiny_bert, r8_small, tmp_path):
     tiny = dict(base_model=tiny_model_dir, steps=1, batch_size=4, max_doc_tokens=16, r=4, alpha=8, quant="none")
     s1 = {k: v for k, v in quick["s1"].items() if k not in ("time_budget", "val_pairs")}
     m1 = train(TrainConfig(stage="s1", out=str(tmp_path / "s1"), **{**s1, **tiny, "val_pairs": 0}), r8_small)
-    s2 = {k: v for k, v in quick["s2"].items() if k != "steps"}
+    s2 = {k: v for k, v in quick["s2"].items() if k not in ("steps", "calibration_pairs")}
     m2 = train(TrainConfig(stage="s2", out=str(tmp_path / "s2"), init_adapter=str(tmp_path / "s1"), **{**s2, **tiny}),
                r8_small)
     rr = train_reranker(RerankConfig(out=str(tmp_path / "rr"), base_model=tiny_bert, steps=1, batch_size=4,
                                      calibration_pairs=8, **{k: v for k, v in quick["reranker"].items()
-                                                             if k not in ("epochs", "batch_size")}), r8_small)
+                                                             if k not in ("epochs", "batch_size", "calibration_pairs")}),
+                         r8_small)
     cls = train_cls(ClsConfig(out=str(tmp_path / "cls"), base_model=tiny_model_dir, steps=1, batch_size=4,
                               calibration_pairs=8, **{k: v for k, v in quick["cls"].items()
                                                       if k not in ("epochs", "batch_size", "max_doc_tokens")}),

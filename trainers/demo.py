@@ -15,9 +15,11 @@ from .profiles import PROFILES
 err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
 DEMO_S1_BUDGET = {"quick": 240.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
-# without --time-budget, on a slow machine S1's budget grows to hold this many steps, up to this many seconds
-# (float32 on AVX2: the loss left ln 2 near step 35 and validation AUC was 0.85 at step 40; docs/training.md)
-DEMO_S1_GROWTH = {"quick": {"min_steps": 60, "time_budget_max": 900.0}}
+# S1 in the demo: batches of 8 (on float32 AVX2 they reached validation AUC 0.91 at step 30 for half the
+# CPU of batches of 16; docs/training.md); without --time-budget, on a slow machine the budget grows to
+# hold min_steps, up to time_budget_max seconds
+DEMO_S1 = {"quick": {"batch_size": 8}}
+DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0}}
 
 
 class Stages:
@@ -53,12 +55,16 @@ def merge_results(parts, tasks, pm=None):
 
     first = parts[0]
     for other in parts[1:]:
-        first.graders += other.graders
+        first.graders += [g for g in other.graders if g not in first.graders]
+        first.tasks += [t for t in other.tasks if t not in first.tasks]
         for task, by in other.results.items():
             first.results.setdefault(task, {}).update(by)
-        first.timings.update(other.timings)
+        for grader, by in other.timings.items():  # a grader run in two parts keeps both parts' tasks
+            first.timings.setdefault(grader, {}).update(by)
         first.notes += [n for n in other.notes if n not in first.notes]
         first.partial = first.partial or other.partial
+    first.tasks = [t for t in tasks if t in first.tasks] + [t for t in first.tasks if t not in tasks]
+    first.results = {t: first.results[t] for t in first.tasks if t in first.results}
     first.comparisons = {t: build_task(t, {}, pm).compare(first.results[t]) for t in first.tasks if t in tasks}
     return first
 
@@ -73,8 +79,8 @@ def merge_results(parts, tasks, pm=None):
 @click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True)
 @click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Share of relevant pairs (0.123: the Lightweight Relevance Grader setting)")
-@click.option("--s2-pairs", type=click.IntRange(min=1), default=24, show_default=True)
-@click.option("--rag-queries", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--s2-pairs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--rag-queries", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--base-model", default=None, help="Decoder for base, s1, s2 and cls (default: packaged SmolLM2)")
 @click.option("--reranker-from", default=None, help="Reranker start (default: the packaged all-MiniLM-L6-v2 encoder)")
 @click.option("--time-budget", default=None,
@@ -128,7 +134,9 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
-        values = prof[stage] | {"precision": precision} | ({"time_budget": s1_budget} if stage == "s1" else {})
+        values = prof[stage] | {"precision": precision}
+        if stage == "s1":
+            values |= DEMO_S1.get(profile, {}) | {"time_budget": s1_budget}
         if stage == "s1" and not time_budget:
             values |= DEMO_S1_GROWTH.get(profile, {})
         trained_with[stage] = values
@@ -165,8 +173,11 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     fast_graders = ["embedding", f"cross-encoder:{rr}"] + ([f"cls:{cls}"] if "cls" in extras else [])
     common = dict(dataset="reuters-r8", dataset_options=options, base_model=base_model, max_doc_tokens=max_doc,
                   precision=precision, task_options={"s2-reasoning": {"limit": s2_pairs}, "rag-p5": {"n_queries": rag_queries}})
-    runs = [("bench LM graders", BenchConfig(graders=lm_graders, tasks=["s1-relevance", "s2-reasoning", "rag-p5"], **common)),
-            # the reranker and cls graders give no reasons: relevance and RAG P@5 only
+    # S1 is trained to stop after the relevant value (no reason), the reranker and cls give none: only
+    # the graders that write reasons run s2-reasoning, the costliest task (greedy decoding)
+    reasoners = [g for g in lm_graders if not g.startswith("s1:")]
+    runs = [("bench LM graders", BenchConfig(graders=lm_graders, tasks=["s1-relevance", "rag-p5"], **common)),
+            ("bench reasons", BenchConfig(graders=reasoners, tasks=["s2-reasoning"], **common)),
             ("bench embedding, reranker" + (", cls" if "cls" in extras else ""),
              BenchConfig(graders=fast_graders, tasks=["s1-relevance", "rag-p5"], **common))]
     parts, failure = [], None
@@ -185,6 +196,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
                                               [f"{g} · {t}" for g in config.graders for t in config.tasks])
             break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
+    result.notes.append(f"s2-reasoning: {s1} not run (stage 1 is trained to stop after the relevant value: "
+                        "it writes no reason)")
     result.config["demo_stages"] = dict(stages.seconds)
     result.config["demo_stages_cpu"] = dict(stages.cpu)  # user + system CPU seconds of each stage
     result.config["demo_profile"] = prof | trained_with  # the values trained with (S1's budget is the demo's)

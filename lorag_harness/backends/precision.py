@@ -1,7 +1,9 @@
 """float32 or bfloat16, chosen by measurement, for training and grading; and the machine it ran on.
 
 ``resolve("auto")`` is bf16 on CUDA where ``torch.cuda.is_bf16_supported()``, and on CPU only where a
-matmul probe (bfloat16 autocast vs float32, the shapes of a small decoder's MLP) measured it faster.
+matmul probe (bfloat16 autocast vs float32, the shapes of a small decoder's MLP) measured it faster:
+for ``work="batch"`` (training, scoring: ~256 tokens a matmul) and, apart, for ``work="decode"``
+(greedy generation: one token for each of 8 rows, where casting the weights costs more than bfloat16 saves).
 The probe takes well under a second and is cached per machine under the cache folder, keyed by CPU
 model, torch version and torch's CPU capability. ``LORAG_PRECISION_PROBE=fp32|bf16`` forces the
 probe's answer (tests, CI). An explicit ``bf16`` where it is slow runs, with one warning line.
@@ -21,9 +23,11 @@ from lorag_harness.errors import LoragError
 PRECISIONS = ("auto", "fp32", "bf16")
 PROBE_ENV = "LORAG_PRECISION_PROBE"
 PROBE_FILE = "precision-probe.json"
-PROBE_VERSION = 2  # part of the cache key: a changed probe measures again
+PROBE_VERSION = 3  # part of the cache key: a changed probe measures again
 # x (tokens x hidden) @ W.T (hidden -> intermediate): SmolLM2-135M's MLP shapes, a batch of ~256 tokens
 PROBE_SHAPE = (256, 576, 1536)
+DECODE_SHAPE = (8, 576, 1536)  # a decoding step: one new token for each of 8 rows
+WORKS = ("batch", "decode")
 _warned: set = set()
 _probed: dict = {}
 
@@ -125,8 +129,11 @@ def probe(refresh: bool = False) -> dict:
     except (OSError, ValueError):
         stored = {}
     result = stored.get(key) if not refresh else None
-    if not (isinstance(result, dict) and result.get("faster") in ("fp32", "bf16")):
-        result = measure() | {"cpu": cpu_model(), "capability": cpu_capability(), "measured": time.strftime("%Y-%m-%d")}
+    if not (isinstance(result, dict) and result.get("faster") in ("fp32", "bf16")
+            and (result.get("decode") or {}).get("faster") in ("fp32", "bf16")):
+        decode = {k: v for k, v in measure(DECODE_SHAPE).items() if k in ("faster", "ratio", "shape")}
+        result = measure() | {"decode": decode, "cpu": cpu_model(), "capability": cpu_capability(),
+                              "measured": time.strftime("%Y-%m-%d")}
         stored[key] = result
         try:
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -139,12 +146,15 @@ def probe(refresh: bool = False) -> dict:
 
 
 def resolve(precision: str | None = "auto", device_type: str | None = None, option: str = "--precision",
-            warn: bool = True) -> str:
+            warn: bool = True, work: str = "batch") -> str:
     """``fp32`` or ``bf16`` for ``precision`` (auto | fp32 | bf16) on ``device_type`` (default: cuda
-    when available, else cpu). An explicit bf16 where it is slow runs, with one warning line."""
+    when available, else cpu), for ``work`` (batch: training and scoring; decode: greedy generation).
+    An explicit bf16 where it is slow runs, with one warning line."""
     import torch
 
     value = check(precision, option)
+    if work not in WORKS:
+        raise ValueError(f"work must be one of {WORKS}, not {work!r}")
     device_type = device_type or ("cuda" if torch.cuda.is_available() else "cpu")
     if value == "fp32":
         return "fp32"
@@ -158,7 +168,7 @@ def resolve(precision: str | None = "auto", device_type: str | None = None, opti
         return "fp32" if value == "auto" else "bf16"
     result = probe()
     if value == "auto":
-        return result["faster"]
+        return (result.get("decode") or result)["faster"] if work == "decode" else result["faster"]
     if result["faster"] == "fp32" and warn:
         ratio = result.get("ratio")
         by = f"bfloat16 matmuls measured {ratio:.1f}× slower than float32" if ratio else "bfloat16 is the slower one"
@@ -208,6 +218,7 @@ def describe(info: dict) -> str:
     return f"{info.get('cpu')} ({', '.join(str(b) for b in bits if b)})"
 
 
-def grading_precision(quant: str | None, precision: str | None = "auto", device_type: str | None = None) -> str:
+def grading_precision(quant: str | None, precision: str | None = "auto", device_type: str | None = None,
+                      work: str = "batch") -> str:
     """The resolved precision of a model grader: ``quant="bf16"`` (the former option) means bf16."""
-    return resolve("bf16" if quant == "bf16" else precision, device_type)
+    return resolve("bf16" if quant == "bf16" else precision, device_type, work=work)
