@@ -3,7 +3,8 @@ demo's data (Reuters R8, seed 13) with the quick profile of a stage, SmolLM2 + L
 steps (forward + backward, no update, so both see the same weights), in process CPU seconds
 (user + sys, all threads) and wall seconds, with the machine and load average. Also the cosine and
 largest difference between the two LoRA gradients of one batch. AVX2-only CPUs can be emulated
-with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
+with MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2.
 
     nice -n 5 .venv/bin/python -m bench.prefix_step NAME [--stage s1] [--steps 4] [--record]"""
 from __future__ import annotations
@@ -97,7 +98,7 @@ def main(argv=None):
            "gradient": {"cosine": round(float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0)), 6),
                         "max_abs_diff": float((a - b).abs().max()), "max_abs": float(a.abs().max())},
            "load_average_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)],
-           "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ},
+           "env": precision.isa_limits(),
            "machine": precision.machine(used)}
     import json
 

@@ -1,7 +1,8 @@
 """Stage-1 training cost on this CPU: one S1 run on the demo's data (Reuters R8, 1,600 training pairs,
 seed 13) with the quick profile and TrainConfig overrides, logging validation AUC against steps and
 wall time, with the machine (CPU, capability, precision, load average). AVX2-only CPUs can be
-emulated with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2.
+emulated with MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2.
 
     nice -n 5 .venv/bin/python -m bench.s1_cpu NAME [key=value ...] [--out runs/s1_cpu.jsonl]
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,7 +64,7 @@ def main(argv=None):
            "weak": m.get("weak"), "budget": m.get("budget"), "machine": m["machine"],
            "load_average_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)],
            "probe": precision.probe() if m["machine"]["precision"] else None,
-           "env": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ}}
+           "env": precision.isa_limits()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
         f.write(json.dumps(row) + "\n")

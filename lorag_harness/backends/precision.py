@@ -62,11 +62,20 @@ def cpu_capability() -> str:
         return "unknown"
 
 
+# instruction-set caps of oneDNN, MKL (float32 matmuls) and ATen: an AVX2-only CPU emulated on a newer one
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
+
+def isa_limits() -> dict[str, str]:
+    """The instruction-set caps set in the environment (empty on a machine run as it is)."""
+    return {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
+
+
 def machine_key() -> str:
     """What the probe's answer depends on: CPU model, torch version, its CPU capability, oneDNN's ISA cap."""
     import torch
 
-    parts = [str(PROBE_VERSION), cpu_model(), torch.__version__, cpu_capability(), os.environ.get("ONEDNN_MAX_CPU_ISA", "")]
+    parts = [str(PROBE_VERSION), cpu_model(), torch.__version__, cpu_capability(), *isa_limits().values()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -203,6 +212,8 @@ def machine(precision: str | None = None) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
     if precision is not None:
         info["precision"] = precision
+    if isa_limits():
+        info["isa_limits"] = isa_limits()
     with contextlib.suppress(OSError, AttributeError):
         info["load_average"] = round(os.getloadavg()[0], 2)
     return info
@@ -215,6 +226,8 @@ def describe(info: dict) -> str:
         bits.append(info["precision"])
     if info.get("load_average") is not None:
         bits.append(f"load {info['load_average']}")
+    if info.get("isa_limits"):
+        bits.append("limited by " + " ".join(f"{k}={v}" for k, v in info["isa_limits"].items()))
     return f"{info.get('cpu')} ({', '.join(str(b) for b in bits if b)})"
 
 
