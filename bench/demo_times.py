@@ -12,6 +12,12 @@ import json
 from pathlib import Path
 
 
+def delong(report: dict) -> list[dict]:
+    """The report's DeLong tests on s1-relevance ROC-AUC: a, b, difference, p."""
+    return [{"a": c["a"], "b": c["b"], "diff": round(c["mean_diff"], 4), "p": c["p_value"]}
+            for c in report.get("comparisons", {}).get("s1-relevance", []) if c.get("test") == "delong"]
+
+
 def summary(run_dir: Path) -> dict:
     report = json.loads((run_dir / "report.json").read_text())
     config = report["config"]
@@ -21,7 +27,7 @@ def summary(run_dir: Path) -> dict:
     stages, cpu = config.get("demo_stages", {}), config.get("demo_stages_cpu", {})
     return {"stages_wall_s": stages, "stages_cpu_s": cpu, "total_wall_s": round(sum(stages.values()), 1),
             "total_cpu_s": round(sum(cpu.values()), 1), "machine": config.get("demo_machine"),
-            "partial": bool(report.get("partial")), "eval_roc_auc": auc,
+            "partial": bool(report.get("partial")), "eval_roc_auc": auc, "s1_relevance_delong": delong(report),
             "s1": {"steps_run": s1["metrics"]["steps_run"], "budget": s1.get("budget"), "weak": s1.get("weak"),
                    "validation_best_auc": s1["validation"]["best_auc"],
                    "validation_curve": [(c["step"], c["auc"]) for c in s1["validation"]["curve"]]},

@@ -25,8 +25,9 @@ class LMGrader(Grader):
         from lorag_harness.backends.precision import grading_precision
 
         # quant "bf16" (the former option) is float32 weights with bfloat16 matmuls: precision bf16
-        self.precision = grading_precision(quant, precision)
-        self.decode_precision = grading_precision(quant, precision, work="decode")  # reasons: greedy decoding
+        device = lm.device_type(quant)  # the precision of the device the model runs on
+        self.precision = grading_precision(quant, precision, device)
+        self.decode_precision = grading_precision(quant, precision, device, work="decode")  # reasons: greedy decoding
         quant = None if quant == "bf16" else quant
         self.name, self.base_model, self.adapter, self.quant = name, base_model, adapter, quant
         self.batch_size, self.max_doc_tokens, self.max_new_tokens = batch_size, max_doc_tokens, max_new_tokens

@@ -81,6 +81,10 @@ def test_decoding_follows_its_own_probe(monkeypatch, tiny_model_dir, r8_small):
     assert (grader.precision, grader.decode_precision) == ("bf16", "fp32")
     judgments = grader.grade(r8_small.eval_pairs[:2], reasons=True)
     assert seen == {"score": True, "generate": False} and all(j.raw_text for j in judgments)
+    # cached judgments carry reasons: a grader decoding in another precision is another grader
+    monkeypatch.setattr(precision, "probe", lambda refresh=False: {"faster": "bf16", "decode": {"faster": "bf16"}})
+    other = build_grader("base", GraderContext(base_model=tiny_model_dir, max_doc_tokens=16))
+    assert other.decode_precision == "bf16" and other.fingerprint() != grader.fingerprint()
 
 
 def test_explicit_bf16_where_slow_runs_with_one_warning_line(monkeypatch, capsys):
@@ -318,3 +322,29 @@ def test_library_progress_bars_are_silenced_outside_debug():
     debug = subprocess.run([sys.executable, "-c", code, "1"], capture_output=True, text=True, env=env, timeout=60)
     assert quiet.returncode == 0 and "Computing widget examples" not in quiet.stderr, quiet.stderr
     assert "Computing widget examples" in debug.stderr
+
+
+def test_the_machine_record_names_isa_caps_and_the_decoding_precision(monkeypatch):
+    for key in precision.ISA_LIMITS:
+        monkeypatch.delenv(key, raising=False)
+    plain_key = precision.machine_key()
+    assert "isa_limits" not in precision.machine("fp32")
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")  # an AVX2-only CPU emulated: another probe
+    info = precision.machine("bf16", decode="fp32")
+    assert info["isa_limits"] == {"MKL_ENABLE_INSTRUCTIONS": "AVX2"} and info["precision_decode"] == "fp32"
+    assert "decoding fp32" in precision.describe(info) and "MKL_ENABLE_INSTRUCTIONS=AVX2" in precision.describe(info)
+    mkl_key = precision.machine_key()
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the same value under another cap: another key
+    assert len({plain_key, mkl_key, precision.machine_key()}) == 3
+
+
+def test_a_cached_probe_without_the_decoding_shape_is_measured_again(tmp_path, monkeypatch):
+    monkeypatch.delenv(precision.PROBE_ENV, raising=False)
+    monkeypatch.setenv("LORAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(precision, "_probed", {})
+    (tmp_path / precision.PROBE_FILE).write_text(json.dumps({precision.machine_key(): {"faster": "bf16", "ratio": 0.4}}))
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: {"fp32_s": 0.001, "bf16_s": 0.002, "ratio": 2.0,
+                                                               "faster": "fp32"})
+    assert precision.resolve("auto", "cpu", work="decode") == "fp32"
+    assert json.loads((tmp_path / precision.PROBE_FILE).read_text())[precision.machine_key()]["decode"]["faster"] == "fp32"

@@ -11,7 +11,6 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from lorag_harness.errors import LoragError
 from lorag_harness.api.types import pairs_hash

@@ -15,10 +15,14 @@ from .profiles import PROFILES
 err = Console(stderr=True)
 EXTRAS = ("cls", "s2-json")
 DEMO_S1_BUDGET = {"quick": 120.0}  # seconds for S1 in the demo (lorag train s1 has the profile's own)
-# S1 in the demo: batches of 8 (on float32 AVX2 they reached validation AUC 0.91 at step 30 for half the
-# CPU of batches of 16, 0.95 at step 40 and no higher at 67; docs/training.md); without --time-budget, a
-# budget that holds fewer than min_steps grows to hold them (up to time_budget_max seconds, else refused)
-DEMO_S1 = {"quick": {"batch_size": 8}}
+# The demo trains shorter than the profile (docs/training.md has the runs): S1 on batches of 8 (validation
+# AUC 0.91 at step 30 on float32 AVX2, for two thirds of the CPU of batches of 16); S2 24 steps at 3e-4
+# (better reasons than 1.5e-4 in as many steps, for a lower ranking), calibrated on 128 pairs; the
+# reranker one epoch, calibrated on 256
+DEMO = {"quick": {"s1": {"batch_size": 8}, "s2": {"steps": 24, "lr": 3e-4, "calibration_pairs": 128},
+                  "reranker": {"epochs": 1.0, "calibration_pairs": 256}}}
+# without --time-budget, an S1 budget that holds fewer than min_steps grows to hold them (up to
+# time_budget_max seconds, else the demo stops before training)
 DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0}}
 
 
@@ -62,10 +66,12 @@ def merge_results(parts, tasks, pm=None):
         for grader, by in other.timings.items():  # a grader run in two parts keeps both parts' tasks
             first.timings.setdefault(grader, {}).update(by)
         first.notes += [n for n in other.notes if n not in first.notes]
+        first.alerts += [a for a in other.alerts if a not in first.alerts]
         first.partial = first.partial or other.partial
     first.tasks = [t for t in tasks if t in first.tasks] + [t for t in first.tasks if t not in tasks]
     first.results = {t: first.results[t] for t in first.tasks if t in first.results}
     first.comparisons = {t: build_task(t, {}, pm).compare(first.results[t]) for t in first.tasks if t in tasks}
+    first.config.update({k: list(getattr(first, k)) for k in ("graders", "tasks") if k in first.config})
     return first
 
 
@@ -115,7 +121,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     # a bad value stops here, before any work
     s1_budget = parse_duration(time_budget) if time_budget else DEMO_S1_BUDGET.get(profile)
     used = machine_precision.resolve(precision)
-    err.print(f"demo: {machine_precision.describe(machine_precision.machine(used))}", soft_wrap=True)
+    decoded = machine_precision.resolve(precision, work="decode", warn=False)  # the LM graders' reasons
+    err.print(f"demo: {machine_precision.describe(machine_precision.machine(used, decoded))}", soft_wrap=True)
     stages = Stages()
     out = Path(out_dir)
     report = out / "report.json"
@@ -134,9 +141,9 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
-        values = prof[stage] | {"precision": precision}
+        values = prof[stage] | DEMO.get(profile, {}).get(stage, {}) | {"precision": precision}
         if stage == "s1":
-            values |= DEMO_S1.get(profile, {}) | {"time_budget": s1_budget}
+            values |= {"time_budget": s1_budget}
         if stage == "s1" and not time_budget:
             values |= DEMO_S1_GROWTH.get(profile, {})
         trained_with[stage] = values
@@ -158,7 +165,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             if manifest.get("weak"):
                 err.print(f"[bold red]{folder} is a weak adapter[/] (--allow-weak): S2 starts from it", soft_wrap=True)
     trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, force=True,
-                                          **prof.get("reranker", {}) | {"precision": precision}), train_reranker)]
+                                          **prof.get("reranker", {}) | DEMO.get(profile, {}).get("reranker", {})
+                                          | {"precision": precision}), train_reranker)]
     if "cls" in extras:
         trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, force=True,
                                           **prof.get("cls", {}) | {"precision": precision}), train_cls))
@@ -180,28 +188,33 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             ("bench reasons", BenchConfig(graders=reasoners, tasks=["s2-reasoning"], **common)),
             ("bench embedding, reranker" + (", cls" if "cls" in extras else ""),
              BenchConfig(graders=fast_graders, tasks=["s1-relevance", "rag-p5"], **common))]
-    parts, failure = [], None
-    for name, config in runs:
+    parts, failure, not_run = [], None, []
+    for i, (name, config) in enumerate(runs):
         try:
             parts.append(stages.run(name, run_bench, config, None, err, dataset=dataset))
         except IncompleteRun as stopped:  # keep what finished, report it, then fail
             parts.append(stopped.result)
             failure = stopped.cause
-            break
         except LoragError as refused:  # a later run refused before work (a grader that does not load)
             if not parts:
                 raise
             failure = refused
             parts[0].partial = partial_record(refused, None, None,
                                               [f"{g} · {t}" for g in config.graders for t in config.tasks])
+        if failure is not None:  # the runs after it are not started: their cells are missing too
+            not_run = [f"{g} · {t}" for _, later in runs[i + 1:] for g in later.graders for t in later.tasks]
             break
     result = merge_results(parts, ["s1-relevance", "s2-reasoning", "rag-p5"])
-    result.notes.append(f"s2-reasoning: {s1} not run (stage 1 is trained to stop after the relevant value: "
-                        "it writes no reason)")
+    if result.partial is not None:
+        result.partial["missing"] = list(result.partial.get("missing", [])) + not_run
+    if "s2-reasoning" in result.results:
+        result.notes.append(f"s2-reasoning: {s1} not run (stage 1 is trained to stop after the relevant value: "
+                            "it writes no reason)")
     result.config["demo_stages"] = dict(stages.seconds)
     result.config["demo_stages_cpu"] = dict(stages.cpu)  # user + system CPU seconds of each stage
-    result.config["demo_profile"] = prof | trained_with  # the values trained with (S1's budget is the demo's)
-    result.config["demo_machine"] = machine_precision.machine(used)  # where the stage times were measured
+    result.config["demo_profile"] = prof | trained_with | {  # the values trained with
+        "reranker": prof.get("reranker", {}) | DEMO.get(profile, {}).get("reranker", {})}
+    result.config["demo_machine"] = machine_precision.machine(used, decoded)  # where the stage times were measured
     console = stdout_console()
     print_report(result, console)
     console.print(stages.table())
@@ -210,7 +223,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     if failure is not None:
         raise failure
     err.print(f"demo finished in {sum(stages.seconds.values()):.0f} s on "
-              f"{machine_precision.describe(machine_precision.machine(used))}", soft_wrap=True)
+              f"{machine_precision.describe(machine_precision.machine(used, decoded))}", soft_wrap=True)
 
 
 DEMO_STOP_EXIT = 3  # as `lorag train` for a weak adapter

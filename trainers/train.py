@@ -41,6 +41,7 @@ class TrainConfig:
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
     lr: float = 2e-4
     warmup: float = 0.05
+    warmup_min_steps: int = 0  # at least this many warm-up steps (never more than a quarter of the run)
     schedule: str = "cosine"  # cosine (decay to 0 over the steps) | constant (after the warm-up)
     batch_size: int = 4
     steps: int | None = None  # default: one epoch
@@ -137,13 +138,14 @@ def is_current(cfg: TrainConfig, pairs) -> bool:
 
 class Schedule:
     """Linear warm-up then cosine decay over ``total`` steps (or, ``constant``, the full rate); ``total``
-    may be set after a timed warm-up (the time budget), so the lambda reads it at every step."""
+    may be set after a timed warm-up (the time budget), so the lambda reads it at every step. The
+    warm-up is ``warmup`` of the steps, and at least ``min_steps`` (up to a quarter of the run)."""
 
-    def __init__(self, total: int, warmup: float, kind: str = "cosine"):
-        self.total, self.warmup, self.kind = total, warmup, kind
+    def __init__(self, total: int, warmup: float, kind: str = "cosine", min_steps: int = 0):
+        self.total, self.warmup, self.kind, self.min_steps = total, warmup, kind, min_steps
 
     def __call__(self, step: int) -> float:
-        w = max(1, int(self.warmup * self.total))
+        w = max(1, int(self.warmup * self.total), min(self.min_steps, self.total // 4))
         if step < w:
             return (step + 1) / (w + 1)
         if self.kind == "constant":
@@ -211,7 +213,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     used = precision.resolve(cfg.precision, model.device.type, option="precision" if cfg.autocast is None else "autocast")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    schedule = Schedule(cap, cfg.warmup, cfg.schedule)
+    schedule = Schedule(cap, cfg.warmup, cfg.schedule, cfg.warmup_min_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     ids = (prompts.single_token(tok, " true"), prompts.single_token(tok, " false"))
     # stage 1, masked: both the token loss and its binary part are computed (one head row each); the

@@ -128,6 +128,13 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
     return model
 
 
+def device_type(quant: str | None) -> str:
+    """Where ``load_model`` puts a model: NF4 weights on the GPU when there is one, everything else on the CPU."""
+    import torch
+
+    return "cuda" if quant == "nf4" and torch.cuda.is_available() else "cpu"
+
+
 def compute(quant: str | None, device_type: str = "cpu"):
     """Context for inference on ``device_type`` (the model's): bfloat16 autocast for ``quant="bf16"``
     (oneDNN's AVX512-BF16 matmuls on CPU; bfloat16 weights without autocast are not faster there),

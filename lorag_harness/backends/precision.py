@@ -5,8 +5,9 @@ matmul probe (bfloat16 autocast vs float32, the shapes of a small decoder's MLP)
 for ``work="batch"`` (training, scoring: ~256 tokens a matmul) and, apart, for ``work="decode"``
 (greedy generation: one token for each of 8 rows, where casting the weights costs more than bfloat16 saves).
 The probe takes well under a second and is cached per machine under the cache folder, keyed by CPU
-model, torch version and torch's CPU capability. ``LORAG_PRECISION_PROBE=fp32|bf16`` forces the
-probe's answer (tests, CI). An explicit ``bf16`` where it is slow runs, with one warning line.
+model, torch version, torch's CPU capability and the instruction-set caps set in the environment.
+``LORAG_PRECISION_PROBE=fp32|bf16`` forces the probe's answer (tests, CI). An explicit ``bf16``
+(scoring, training and decoding alike) where it is slow runs, with one warning line.
 """
 from __future__ import annotations
 
@@ -72,10 +73,11 @@ def isa_limits() -> dict[str, str]:
 
 
 def machine_key() -> str:
-    """What the probe's answer depends on: CPU model, torch version, its CPU capability, oneDNN's ISA cap."""
+    """What the probe's answer depends on: CPU model, torch version, its CPU capability, the ISA caps."""
     import torch
 
-    parts = [str(PROBE_VERSION), cpu_model(), torch.__version__, cpu_capability(), *isa_limits().values()]
+    parts = [str(PROBE_VERSION), cpu_model(), torch.__version__, cpu_capability(),
+             *(f"{k}={v}" for k, v in isa_limits().items())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -201,9 +203,10 @@ def autocast(precision: str, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
-def machine(precision: str | None = None) -> dict:
+def machine(precision: str | None = None, decode: str | None = None) -> dict:
     """The machine a timing was measured on: CPU model, torch's CPU capability, cores, torch version,
-    the precision used (and the GPU, if any); for manifests, reports and bench/results.json."""
+    the precision used (``decode``: that of generated text, where it differs) and the GPU, if any; for
+    manifests, reports and bench/results.json."""
     import torch
 
     info = {"cpu": cpu_model(), "cpu_capability": cpu_capability(), "cores": os.cpu_count(),
@@ -212,6 +215,8 @@ def machine(precision: str | None = None) -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
     if precision is not None:
         info["precision"] = precision
+    if decode is not None and decode != precision:
+        info["precision_decode"] = decode
     if isa_limits():
         info["isa_limits"] = isa_limits()
     with contextlib.suppress(OSError, AttributeError):
@@ -223,7 +228,7 @@ def describe(info: dict) -> str:
     """One line for a printed timing: 'Intel Xeon … (AVX512, 2 cores, torch 2.x, fp32)'."""
     bits = [info.get("cpu_capability"), f"{info.get('cores')} cores", f"torch {info.get('torch')}"]
     if info.get("precision"):
-        bits.append(info["precision"])
+        bits.append(info["precision"] + (f" (decoding {info['precision_decode']})" if info.get("precision_decode") else ""))
     if info.get("load_average") is not None:
         bits.append(f"load {info['load_average']}")
     if info.get("isa_limits"):

@@ -302,9 +302,12 @@ def _grade_all(config, graders: dict, tasks: list, dataset: Dataset, cache, cons
                 break
     comparisons = {t.name: t.compare(results[t.name]) for t in tasks}
     cfg = {k: v for k, v in config.__dict__.items()}
+    from lorag_harness.backends.lm import device_type
     from lorag_harness.backends.precision import grading_precision, machine
 
-    cfg["machine"] = machine(grading_precision(config.quant, config.precision))
+    device = device_type(config.quant)
+    cfg["machine"] = machine(grading_precision(config.quant, config.precision, device),
+                             decode=grading_precision(config.quant, config.precision, device, work="decode"))
     result = BenchResult(dataset.name, dataset.fingerprint(), list(config.graders), [t.name for t in tasks],
                          results, comparisons, timings, cfg, notes, alerts=alerts)
     if failure is None:
