@@ -169,9 +169,10 @@ def training(manifest: dict, pairs) -> dict:
 
 def cross_encoder_rankings(folder: str, ds, queries, cands):
     """BM25's candidates by the cross-encoder's score, ties in BM25 order."""
+    import torch
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(folder, device="cpu")
+    model = CrossEncoder(folder, device="cpu", activation_fn=torch.nn.Identity())  # logits: no sigmoid ties
     text = {d.doc_id: d.text for d in ds.corpus}
     out = {}
     for q in queries:
