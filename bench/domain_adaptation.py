@@ -40,7 +40,7 @@ from lorag_harness.api.types import Dataset
 from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.backends.precision import machine
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
-from lorag_harness.trainers.recipe import RERANKER_ROWS, SOURCES, recipe_pairs
+from lorag_harness.trainers.recipe import RERANKER_ROWS, SOURCES, TEACHER_WINDOW, recipe_pairs
 from lorag_harness.trainers.rerank_train import RerankConfig, config_key, train_reranker
 from bench.results_file import update_rows
 
@@ -153,12 +153,17 @@ def main():
             teacher = Path(args.models) / source
             ecfg = EmbeddingConfig(out=str(teacher), seed=args.seed, force=True)
             trained(teacher, ecfg, pairs, lambda: train_embedding(ecfg, data, steps_printer(source)))
-            folder = Path(args.models) / f"distilled-{source}"
+            lo, hi = TEACHER_WINDOW  # the student's synthetic negatives: lorag train reranker --teacher's
+            hard = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed,
+                                window=TEACHER_WINDOW)
+            folder = Path(args.models) / f"distilled-{source}-ranks-{lo + 1}-{hi}"
             cfg = RerankConfig(out=str(folder), seed=args.seed, loss="margin-mse", teacher=f"embedding:{teacher}",
                                max_rows=RERANKER_ROWS["margin-mse"], force=True)
-            manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"distilled {source}")))
-            fused(f"cross-encoder distilled from the embedding trained on {source} pairs reranking BM25@100",
-                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, pairs))
+            hard_data = Dataset(f"{ds.name} [{source}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
+            manifest = trained(folder, cfg, hard, lambda: train_reranker(cfg, hard_data, steps_printer(f"distilled {source}")))
+            fused(f"cross-encoder distilled from the embedding trained on {source} pairs "
+                  f"(negatives from BM25 ranks {lo + 1}-{hi}) reranking BM25@100",
+                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, hard))
 
 
 UNTRAINED = "untrained embedding reranking BM25@100"

@@ -76,7 +76,7 @@ def margins(model_dir, rows):
 
 def test_student_follows_the_teachers_order_after_distillation(corpus, student, tmp_path, teachers):
     from lorag_harness.trainers.common import triples
-    from lorag_harness.trainers.recipe import synthetic_pairs
+    from lorag_harness.trainers.recipe import TEACHER_WINDOW, synthetic_pairs
     from lorag_harness.trainers.teacher import log_odds
 
     out = tmp_path / "rr"
@@ -84,11 +84,12 @@ def test_student_follows_the_teachers_order_after_distillation(corpus, student, 
             "--from", student, "--out", out, "--steps", "40", "--batch-size", "8", "--lr", "3e-3",
             "--calibration-pairs", "8", "--precision", "fp32")
     assert r.exit_code == 0, r.output
+    assert "bm25-ranks-1-" in r.output  # with a teacher, negatives from BM25's top ranks (GPL)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["hyper"]["loss"] == "margin-mse" and manifest["teacher"]["spec"] == "overlap"
     assert manifest["teacher"]["scale"] == "log-odds"  # the overlap score is in [0, 1]
     assert manifest["hyper"]["max_rows"] == 4096  # the --corpus recipe's cap for --teacher
-    rows = triples(synthetic_pairs(f"beir:{corpus}"), True, 13)
+    rows = triples(synthetic_pairs(f"beir:{corpus}", window=TEACHER_WINDOW), True, 13)
     teacher = []
     for row in rows:
         pos, neg = (j.score for j in Overlap().grade(_pairs(row)))

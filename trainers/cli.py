@@ -15,7 +15,7 @@ from lorag_harness.hookspecs import hookimpl
 from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
 from .outputs import claim
 from .profiles import DEFAULT_PROFILE, PROFILES
-from .recipe import RERANKER_ROWS, recipe_dataset, recipe_options
+from .recipe import RERANKER_ROWS, TEACHER_WINDOW, recipe_dataset, recipe_options
 
 WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
 
@@ -199,7 +199,7 @@ def reranker(**o):
         source = click.get_current_context().get_parameter_source("dataset")
         if source == click.core.ParameterSource.DEFAULT and (o["corpus"] or o["pairs"]):
             o = {**o, "dataset": None}  # the --corpus collection (beir:) is the dataset
-        dataset, _ = recipe_dataset(o, dataset_for)
+        dataset, _ = recipe_dataset(o, dataset_for, window=TEACHER_WINDOW if cfg.teacher else None)
     else:
         dataset = dataset_for(o)
     run_with_progress(train_reranker, cfg, dataset, "reranker", embedder=o["embedder"])
