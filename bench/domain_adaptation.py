@@ -269,7 +269,7 @@ def _place(r: dict) -> tuple:
     """BM25, the untrained rows, then each source's trained rows (embedding before cross-encoder)."""
     s = r["system"]
     source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} pairs" in s), 0)
-    return (source, s != "BM25@100", "cross-encoder" in s, "dense@" in s, "RRF" in s)
+    return (source, s != "BM25@100", "cross-encoder" in s, "distilled" in s, "dense@" in s, "RRF" in s)
 
 
 if __name__ == "__main__":
