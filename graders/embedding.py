@@ -141,7 +141,6 @@ def make_embedding(arg, context):
         raise
 
 
-
 def _check_embedding(arg, context):
     """The model folder or id, no weights loaded (run before any grader is built)."""
     from lorag_harness.evaluation.preflight import check_embedder

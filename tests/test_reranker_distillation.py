@@ -139,11 +139,13 @@ def test_bad_teacher_options_are_one_line_before_the_corpus_is_read(tmp_path, te
     assert message in r.output and "missing" not in r.output
 
 
-def test_max_rows_caps_the_distilled_rows(corpus, student, tmp_path, teachers):
+@pytest.mark.parametrize("teacher", [["--teacher", "overlap"], []], ids=["margin-mse", "bce"])
+def test_max_rows_caps_the_training_rows(corpus, student, tmp_path, teachers, teacher):
     out = tmp_path / "rr"
-    r = run("train", "reranker", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", "--teacher", "overlap",
+    r = run("train", "reranker", "--corpus", f"beir:{corpus}", "--pairs-from", "synthetic", *teacher,
             "--from", student, "--out", out, "--max-rows", "6", "--batch-size", "4", "--calibration-pairs", "4")
     assert r.exit_code == 0, r.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["teacher"]["rows"] == 6 and manifest["metrics"]["rows"] == 6 and manifest["metrics"]["steps"] == 2
-    assert manifest["metrics"]["cpu_seconds"] >= 0
+    assert manifest["metrics"]["rows"] == 6 and manifest["metrics"]["steps"] == 2
+    assert manifest["metrics"]["training_pairs"] > 6 and manifest["metrics"]["cpu_seconds"] >= 0
+    assert (manifest["teacher"] or {}).get("rows") == (6 if teacher else None)

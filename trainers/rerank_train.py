@@ -31,6 +31,7 @@ from .teacher import teacher_margins
 
 DISTIL = "margin-mse"  # the loss of --teacher: MarginMSE on the teacher's (positive - negative) margins
 
+
 @dataclass
 class RerankConfig:
     out: str
