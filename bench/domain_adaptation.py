@@ -15,8 +15,11 @@ against BM25 and against the untrained embedder. Reranking orders BM25's candida
 (ties: BM25 order), the order the embedding grader gives when its calibration slope is positive;
 the corpus is encoded once per model. Each reranking also gets an RRF row: reciprocal rank fusion
 (k=60) of its order with BM25's (``lorag bench -t rerank --fusion rrf``). ``--kinds reranker`` adds
-the cross-encoder (``lorag train reranker``) trained on the same pairs. Training wall time is
-recorded with the machine.
+the cross-encoder (``lorag train reranker``, the ``--corpus`` recipe's row cap) trained on the same
+pairs; ``--kinds distilled`` the cross-encoder distilled (``--teacher``, MarginMSE) from the embedder
+trained on the same pairs (trained first if missing): with ``synthetic``, no judgment is used by the
+teacher or the student. Training wall time and CPU seconds are recorded with the machine.
+``--retest`` recomputes the paired tests of the saved rows from MODELS/per_query.json (no model runs).
 Results: bench/results.json under "domain_adaptation"."""
 from __future__ import annotations
 
@@ -37,10 +40,11 @@ from lorag_harness.api.types import Dataset
 from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.backends.precision import machine
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
-from lorag_harness.trainers.recipe import SOURCES, recipe_pairs
+from lorag_harness.trainers.recipe import RERANKER_ROWS, SOURCES, TEACHER_WINDOW, recipe_pairs
 from lorag_harness.trainers.rerank_train import RerankConfig, config_key, train_reranker
 from bench.results_file import update_rows
 
+KINDS = ("embedding", "reranker", "distilled")
 MEASURES = {"ndcg@10": ranking.STANDARD["ndcg@10"], "mrr@10": ranking.STANDARD["mrr@10"], "map@100": ranking.STANDARD["map@100"]}
 
 
@@ -68,19 +72,24 @@ def main():
     ap.add_argument("--data", default="/work/shared/data/cisi")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--sources", default="synthetic,qrels,both")
-    ap.add_argument("--kinds", default="embedding", help="trained graders: embedding, reranker (comma-separated)")
+    ap.add_argument("--kinds", default="embedding", help=f"trained graders: {', '.join(KINDS)} (comma-separated)")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
+    ap.add_argument("--retest", action="store_true",
+                    help="recompute the saved rows' paired tests from MODELS/per_query.json and exit")
     ap.add_argument("--skip-baselines", action="store_true",
                     help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
-    for option, given, allowed in (("--sources", args.sources, SOURCES), ("--kinds", args.kinds, ("embedding", "reranker"))):
+    for option, given, allowed in (("--sources", args.sources, SOURCES), ("--kinds", args.kinds, KINDS)):
         unknown = [v for v in given.split(",") if v and v not in allowed]
         if unknown:  # before any encoding or training
             ap.error(f"{option}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
     if args.table:
         print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]["results"]))
+        return
+    if args.retest:
+        retest(Path(args.models) / "per_query.json", args.results)
         return
     from sentence_transformers import SentenceTransformer
 
@@ -109,13 +118,7 @@ def main():
         on_disk = json.loads(saved.read_text()) if saved.is_file() else {}
         saved.write_text(json.dumps(on_disk | {system: values}))
         r = {"system": system, **{m: round(float(np.mean([v[q.query_id] for q in queries])), 4) for m, v in values.items()},
-             **extra}
-        untrained = "untrained embedding " + ("+ RRF with" if " + RRF with " in system else "reranking") + " BM25@100"
-        for other, key in (("BM25@100", "vs_bm25"), (untrained, "vs_untrained")):  # fused rows against fused
-            if other in per_query and other != system and (key == "vs_bm25" or " trained on " in system):
-                t = paired_randomization([values["ndcg@10"][q.query_id] for q in queries],
-                                         [per_query[other]["ndcg@10"][q.query_id] for q in queries])
-                r[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
+             **extra, **paired_tests(system, per_query, [q.query_id for q in queries])}
         out["rows"].append(r)
         print(json.dumps(r), flush=True)
         update_rows("domain_adaptation", out, args.results)
@@ -142,10 +145,62 @@ def main():
             row(f"dense@100 (embedding trained on {source} pairs)", dense)
         if "reranker" in kinds:
             folder = Path(args.models) / f"reranker-{source}"
-            cfg = RerankConfig(out=str(folder), seed=args.seed, force=True)
+            cfg = RerankConfig(out=str(folder), seed=args.seed, max_rows=RERANKER_ROWS["bce"], force=True)
             manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {source}")))
             fused(f"cross-encoder trained on {source} pairs reranking BM25@100",
                   cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, pairs))
+        if "distilled" in kinds:
+            teacher = Path(args.models) / source
+            ecfg = EmbeddingConfig(out=str(teacher), seed=args.seed, force=True)
+            trained(teacher, ecfg, pairs, lambda: train_embedding(ecfg, data, steps_printer(source)))
+            lo, hi = TEACHER_WINDOW  # the student's synthetic negatives: lorag train reranker --teacher's
+            hard = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed,
+                                window=TEACHER_WINDOW)
+            folder = Path(args.models) / f"distilled-{source}-ranks-{lo + 1}-{hi}"
+            cfg = RerankConfig(out=str(folder), seed=args.seed, loss="margin-mse", teacher=f"embedding:{teacher}",
+                               max_rows=RERANKER_ROWS["margin-mse"], force=True)
+            hard_data = Dataset(f"{ds.name} [{source}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
+            manifest = trained(folder, cfg, hard, lambda: train_reranker(cfg, hard_data, steps_printer(f"distilled {source}")))
+            fused(f"cross-encoder distilled from the embedding trained on {source} pairs "
+                  f"(negatives from BM25 ranks {lo + 1}-{hi}) reranking BM25@100",
+                  cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, hard))
+
+
+UNTRAINED = "untrained embedding reranking BM25@100"
+
+
+def paired_tests(system: str, per_query: dict, queries: list[str]) -> dict:
+    """Paired randomization on per-query nDCG@10: against BM25; trained rows also against the untrained
+    embedder (fused rows against the fused one) and fused trained rows against its plain reranking."""
+    fused = " + RRF with " in system
+    others = [("BM25@100", "vs_bm25")]
+    if " trained on " in system:
+        others.append(("untrained embedding + RRF with BM25@100" if fused else UNTRAINED, "vs_untrained"))
+        if fused:
+            others.append((UNTRAINED, "vs_untrained_rerank"))
+    out = {}
+    for other, key in others:
+        if other in per_query and other != system:
+            t = paired_randomization([per_query[system]["ndcg@10"][q] for q in queries],
+                                     [per_query[other]["ndcg@10"][q] for q in queries])
+            out[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
+    return out
+
+
+def retest(saved: Path, results: str) -> None:
+    """The saved rows' paired tests again, from their per-query values (rows without them are kept as they are)."""
+    from bench.results_file import update
+
+    per_query = json.loads(saved.read_text())
+    queries = list(per_query["BM25@100"]["ndcg@10"])
+
+    def change(current: dict) -> None:
+        for r in current.get("rows", []):
+            if r["system"] in per_query:
+                r.update(paired_tests(r["system"], per_query, queries))
+                print(json.dumps({k: v for k, v in r.items() if k != "training"}), flush=True)
+
+    update("domain_adaptation", change=change, path=results)
 
 
 def steps_printer(what: str):
@@ -164,14 +219,17 @@ def training(manifest: dict, pairs) -> dict:
 
     m = manifest["metrics"]
     return {"pairs": dict(Counter(p.provenance or "unknown" for p in pairs)), "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
+            **({"cpu_seconds": m["cpu_seconds"]} if "cpu_seconds" in m else {}),
+            **({"teacher": manifest["teacher"]} if manifest.get("teacher") else {}),
             "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
 
 
 def cross_encoder_rankings(folder: str, ds, queries, cands):
     """BM25's candidates by the cross-encoder's score, ties in BM25 order."""
+    import torch
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(folder, device="cpu")
+    model = CrossEncoder(folder, device="cpu", activation_fn=torch.nn.Identity())  # logits: no sigmoid ties
     text = {d.doc_id: d.text for d in ds.corpus}
     out = {}
     for q in queries:
@@ -188,15 +246,22 @@ def table(result: dict) -> str:
         p = f"p {t['p_value']:.3f}" if t and t["p_value"] >= 0.001 else "p < 0.001"
         return f"{t['mean_diff_ndcg@10']:+.3f} ({p})" if t else ""
 
-    lines = ["| system | nDCG@10 | MRR@10 | MAP@100 | Δ nDCG@10 vs BM25 | Δ vs untrained embedding | training |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| system | nDCG@10 | MRR@10 | MAP@100 | Δ nDCG@10 vs BM25 | Δ vs untrained embedding "
+             "| Δ vs untrained embedding reranking (no RRF) | training |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in sorted(result["rows"], key=_place):
         tr = r.get("training")
         load = (tr or {}).get("machine", {}).get("load_average")
         load = load[0] if isinstance(load, list) else load
-        when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s (load {load:.1f})" if tr else ""
+        when = ""
+        if tr:
+            cpu = f", {tr['cpu_seconds']:.0f} CPU-s" if "cpu_seconds" in tr else ""
+            teacher = (f"; teacher {tr['teacher']['seconds']:.0f} s, {tr['teacher']['cpu_seconds']:.0f} CPU-s"
+                       if tr.get("teacher") else "")
+            when = f"{tr['steps']} steps, {tr['rows']} rows, {tr['seconds']:.0f} s{cpu} (load {load:.1f}){teacher}"
         lines.append(f"| {r['system']} | {r['ndcg@10']:.3f} | {r['mrr@10']:.3f} | {r['map@100']:.3f} | {test(r, 'vs_bm25')} "
-                     f"| {test(r, 'vs_untrained') if ' trained on ' in r['system'] else ''} | {when} |")
+                     f"| {test(r, 'vs_untrained') if ' trained on ' in r['system'] else ''} | {test(r, 'vs_untrained_rerank')} "
+                     f"| {when} |")
     return "\n".join(lines)
 
 
@@ -204,7 +269,7 @@ def _place(r: dict) -> tuple:
     """BM25, the untrained rows, then each source's trained rows (embedding before cross-encoder)."""
     s = r["system"]
     source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} pairs" in s), 0)
-    return (source, s != "BM25@100", "cross-encoder" in s, "dense@" in s, "RRF" in s)
+    return (source, s != "BM25@100", "cross-encoder" in s, "distilled" in s, "dense@" in s, "RRF" in s)
 
 
 if __name__ == "__main__":

@@ -140,3 +140,12 @@ def make_embedding(arg, context):
             raise LoragError(f"grader embedding:{arg}:" + str(e).removeprefix(f"--embedder {arg}:")) from None
         raise
 
+
+def _check_embedding(arg, context):
+    """The model folder or id, no weights loaded (run before any grader is built)."""
+    from lorag_harness.evaluation.preflight import check_embedder
+
+    check_embedder(arg or context.embedder, f"grader embedding:{arg}" if arg else "--embedder")
+
+
+make_embedding.check = _check_embedding

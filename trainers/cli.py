@@ -15,7 +15,7 @@ from lorag_harness.hookspecs import hookimpl
 from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
 from .outputs import claim
 from .profiles import DEFAULT_PROFILE, PROFILES
-from .recipe import recipe_dataset, recipe_options
+from .recipe import RERANKER_ROWS, TEACHER_WINDOW, recipe_dataset, recipe_options
 
 WEAK_EXIT = 3  # `lorag train` exit code for a stage-1 run that did not learn (unless --allow-weak)
 
@@ -96,8 +96,16 @@ def reranker_options(f):
         click.option("--from", "base_model", default=None,
                      help="HF model id or folder (default: the packaged all-MiniLM-L6-v2 encoder, new head)"),
         click.option("--out", required=True, help="Model folder to write"),
-        click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True,
-                     help="bce: labelled pairs; lambda/listnet: listwise over a positive and mined hard negatives"),
+        click.option("--loss", type=click.Choice(LOSSES), default=None,
+                     help="bce: labelled pairs; lambda/listnet: listwise over a positive and mined hard negatives "
+                          "[bce; with --teacher: margin-mse]"),
+        click.option("--teacher", default=None,
+                     help="Grader spec (embedding:DIR, openai: judges too): distil its score margins between each "
+                          "query's positive and negative (MarginMSE) instead of the labels"),
+        click.option("--max-rows", type=click.IntRange(min=2), default=None,
+                     help="Training rows: every judged one, then a seeded sample of the others "
+                          f"[with --corpus/--pairs/--pairs-from: {RERANKER_ROWS['bce']} pairs, {RERANKER_ROWS['margin-mse']} "
+                          "rows with --teacher (about 15 minutes on 2 cores); else all]"),
         click.option("--pos-weight", type=click.FloatRange(min=0, min_open=True), default=None, help="bce: weight of positives [negatives/positives]"),
         click.option("--negatives", type=click.IntRange(min=1), default=4, show_default=True, help="Listwise: hard negatives per positive"),
         click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
@@ -172,20 +180,26 @@ _adapter_command("s2", "Train S2 from S1 (--from): LoRA with the loss on the rea
 @recipe_options
 def reranker(**o):
     """Train a cross-encoder reranker (grade with -g cross-encoder:OUT)."""
-    from .rerank_train import RerankConfig, train_reranker
+    from .rerank_train import DISTIL, RerankConfig, train_reranker
+    from .teacher import check_teacher
 
-    cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=o["loss"], pos_weight=o["pos_weight"],
+    recipe = bool(o["corpus"] or o["pairs"] or o["pairs_from"])
+    loss = o["loss"] or (DISTIL if o["teacher"] else "bce")
+    max_rows = o["max_rows"] or (RERANKER_ROWS.get(loss) if recipe else None)
+    cfg = RerankConfig(out=o["out"], base_model=o["base_model"], loss=loss, pos_weight=o["pos_weight"],
                        negatives=o["negatives"], epochs=o["epochs"], steps=o["steps"], batch_size=o["batch_size"],
                        lr=o["lr"], max_length=o["max_length"], lora=o["lora"], r=o["r"], alpha=o["alpha"],
                        precision="bf16" if o["bf16"] else o["precision"], calibration_pairs=o["calibration_pairs"],
-                       seed=o["seed"], force=o["force"])
+                       teacher=o["teacher"], max_rows=max_rows, seed=o["seed"], force=o["force"])
     cfg.check()
+    if cfg.teacher:
+        check_teacher(cfg.teacher)
     claim(cfg.out, "cross-encoder", None, cfg.force)  # before the data (the run's key: in train_reranker)
-    if o["corpus"] or o["pairs"] or o["pairs_from"]:
+    if recipe:
         source = click.get_current_context().get_parameter_source("dataset")
         if source == click.core.ParameterSource.DEFAULT and (o["corpus"] or o["pairs"]):
             o = {**o, "dataset": None}  # the --corpus collection (beir:) is the dataset
-        dataset, _ = recipe_dataset(o, dataset_for)
+        dataset, _ = recipe_dataset(o, dataset_for, window=TEACHER_WINDOW if cfg.teacher else None)
     else:
         dataset = dataset_for(o)
     run_with_progress(train_reranker, cfg, dataset, "reranker", embedder=o["embedder"])
@@ -235,6 +249,10 @@ def embedding(**o):
                           negatives=not o["no_negatives"], max_rows=o["max_rows"], teacher=o["teacher"], seed=o["seed"],
                           force=o["force"])
     cfg.check()
+    if cfg.teacher:
+        from .teacher import check_teacher
+
+        check_teacher(cfg.teacher)
     claim(cfg.out, "embedding", None, o["force"])
     if o["dataset"] is None and o["corpus"] is None and o["pairs"] is None:
         raise LoragError("lorag train embedding needs --corpus SPEC, --pairs FILE or -d DATASET")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 
@@ -163,14 +164,15 @@ def loss_callback(steps: int, progress=None):
 
 
 def run_metrics(steps: int, rows: int, pairs: list, losses: list[float], seconds: float,
-                positives: int | None = None) -> dict:
+                positives: int | None = None, cpu_seconds: float | None = None) -> dict:
     """The ``metrics`` of a trained model's manifest: steps, data (``positives``: of the rows trained on,
-    default: of ``pairs``), first and final loss, time."""
+    default: of ``pairs``), first and final loss, wall time (and the process's CPU time, when given)."""
     losses = losses or [float("nan")]
     tail = losses[-max(1, len(losses) // 10):]
     return {"steps": steps, "rows": rows, "training_pairs": len(pairs), "positives": sum(p.label for p in pairs) if positives is None else positives,
             "first_loss": losses[0], "final_loss": float(np.mean(tail)), "seconds": round(seconds, 1),
-            "steps_per_s": round(steps / seconds, 3) if seconds else None}
+            "steps_per_s": round(steps / seconds, 3) if seconds else None,
+            **({"cpu_seconds": round(cpu_seconds, 1)} if cpu_seconds is not None else {})}
 
 
 def trainer_arguments(cfg, steps: int, output_dir: str) -> dict:
@@ -179,3 +181,28 @@ def trainer_arguments(cfg, steps: int, output_dir: str) -> dict:
     return dict(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
                 warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
                 report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed)
+
+
+def triples(pairs: list[Pair], with_negatives: bool, seed: int, max_rows: int | None = None) -> list[dict]:
+    """One row per relevant pair: (anchor, positive[, negative]); the negative is one of the same
+    query's negative pairs, in turn. Rows of a query without a negative are dropped when negatives
+    are asked for (every row needs the same columns). Over ``max_rows``: every judged row, then a
+    seeded sample of the others."""
+    by_query: OrderedDict[str, tuple[list[str], list[str], set]] = OrderedDict()
+    for p in pairs:
+        pos, neg, how = by_query.setdefault(p.query, ([], [], set()))
+        (pos if p.label else neg).append(p.document)
+        how.add(p.provenance.startswith("judged"))
+    rng = random.Random(seed)
+    judged, other = [], []
+    for q, (pos, neg, how) in by_query.items():
+        if with_negatives and not neg:
+            continue
+        rng.shuffle(neg)
+        for i, d in enumerate(pos):
+            (judged if True in how else other).append(
+                {"anchor": q, "positive": d, **({"negative": neg[i % len(neg)]} if with_negatives else {})})
+    if max_rows is not None and len(judged) + len(other) > max_rows:
+        other = rng.sample(other, max(0, max_rows - len(judged)))
+        judged = judged[:max_rows]
+    return judged + other

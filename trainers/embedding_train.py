@@ -5,11 +5,9 @@ manifest.json; grade with ``-g embedding:OUT`` or use it as ``--embedder OUT``."
 from __future__ import annotations
 
 import json
-import random
 import tempfile
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,8 +17,10 @@ from lorag_harness.api.types import Pair, pairs_hash
 
 from lorag_harness.backends import precision
 
-from .common import check_positive, check_schedule, config_key, loss_callback, run_metrics, trainer_arguments, write_manifest
+from .common import (check_positive, check_schedule, config_key, loss_callback, run_metrics, trainer_arguments, triples,
+                     write_manifest)
 from .outputs import claim
+from .teacher import teacher_margins
 
 
 @dataclass
@@ -48,48 +48,6 @@ class EmbeddingConfig:
         check_schedule(self)
         if self.teacher is not None and not self.negatives:
             raise LoragError("--teacher distils score margins between a positive and a negative: drop --no-negatives")
-
-
-def teacher_margins(spec: str, rows: list[dict], dataset, batch_size: int = 32) -> list[float]:
-    """The teacher grader's score(query, positive) - score(query, negative) per row (GPL's pseudo
-    labels); the teacher is any grader spec, an ``openai:`` judge too, built on the training pairs."""
-    from lorag_harness.api.registry import GraderContext
-    from lorag_harness.evaluation.runner import build_grader
-
-    grader = build_grader(spec, GraderContext(dataset=dataset))
-    pairs = [Pair(r["anchor"], r[k], k == "positive") for r in rows for k in ("positive", "negative")]
-    scores = []
-    for i in range(0, len(pairs), batch_size):
-        for j in grader.grade(pairs[i:i + batch_size]):
-            if j.score is None:
-                raise LoragError(f"--teacher {spec}: gave a judgment without a score; distillation needs scores")
-            scores.append(j.score)
-    return [scores[2 * i] - scores[2 * i + 1] for i in range(len(rows))]
-
-
-def triples(pairs: list[Pair], with_negatives: bool, seed: int, max_rows: int | None = None) -> list[dict]:
-    """One row per relevant pair: (anchor, positive[, negative]); the negative is one of the same
-    query's negative pairs, in turn. Rows of a query without a negative are dropped when negatives
-    are asked for (every row needs the same columns). Over ``max_rows``: every judged row, then a
-    seeded sample of the others."""
-    by_query: OrderedDict[str, tuple[list[str], list[str], set]] = OrderedDict()
-    for p in pairs:
-        pos, neg, how = by_query.setdefault(p.query, ([], [], set()))
-        (pos if p.label else neg).append(p.document)
-        how.add(p.provenance.startswith("judged"))
-    rng = random.Random(seed)
-    judged, other = [], []
-    for q, (pos, neg, how) in by_query.items():
-        if with_negatives and not neg:
-            continue
-        rng.shuffle(neg)
-        for i, d in enumerate(pos):
-            (judged if True in how else other).append(
-                {"anchor": q, "positive": d, **({"negative": neg[i % len(neg)]} if with_negatives else {})})
-    if max_rows is not None and len(judged) + len(other) > max_rows:
-        other = rng.sample(other, max(0, max_rows - len(judged)))
-        judged = judged[:max_rows]
-    return judged + other
 
 
 def base_path(cfg: EmbeddingConfig) -> str:
@@ -128,7 +86,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     encode_length = model.max_seq_length
     model.max_seq_length = min(cfg.max_length, encode_length or cfg.max_length)
     if cfg.teacher:
-        for r, m in zip(rows, teacher_margins(cfg.teacher, rows, dataset)):
+        for r, m in zip(rows, teacher_margins(cfg.teacher, rows, dataset)[0]):
             r["label"] = float(m)
     data = HFDataset.from_list(rows).shuffle(seed=cfg.seed)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))

@@ -14,6 +14,12 @@ from lorag_harness.api.types import Dataset, Pair
 
 err = Console(stderr=True)
 SOURCES = ("synthetic", "qrels", "both")
+# lorag train reranker's rows under --corpus/--pairs/--pairs-from, per loss (margin-mse: --teacher): what
+# trains in about 15 minutes on 2 cores of an AVX2 CPU in float32 (the rate: docs/domain_adaptation.md)
+RERANKER_ROWS = {"bce": 8192, "margin-mse": 4096, "lambda": 1536, "listnet": 1536}
+# synthetic negatives under --teacher (lorag train reranker): BM25's top 30 (0-based, end excluded), as
+# GPL mines them: the teacher's margin, not a label, says how relevant a top-ranked document is
+TEACHER_WINDOW = (0, 30)
 
 
 def read_pairs_file(path: str) -> list[Pair]:
@@ -37,12 +43,15 @@ def read_pairs_file(path: str) -> list[Pair]:
     return out
 
 
-def synthetic_pairs(corpus: str, kinds=("title", "ict"), negatives: int = 1, seed: int = 13) -> list[Pair]:
-    """Pseudo-query pairs of every passage of ``corpus``, in memory (what ``lorag pairs`` writes)."""
+def synthetic_pairs(corpus: str, kinds=("title", "ict"), negatives: int = 1, seed: int = 13,
+                    window: tuple[int, int] | None = None) -> list[Pair]:
+    """Pseudo-query pairs of every passage of ``corpus``, in memory (what ``lorag pairs`` writes;
+    ``window``: the negatives' BM25 rank window, default ``lorag pairs --window``'s)."""
     from lorag_harness.data.synthetic import PairMaker, PairOptions, read_passages
 
     passages = read_passages(corpus)
-    maker = PairMaker(passages, PairOptions(kinds=tuple(kinds), negatives=negatives, seed=seed))
+    maker = PairMaker(passages, PairOptions(kinds=tuple(kinds), negatives=negatives, seed=seed,
+                                            **({"window": window} if window else {})))
     return [Pair(r["query"], r["document"], r["label"], pair_id=r["pair_id"], provenance=r["provenance"])
             for p in passages for r in maker.pairs(p)]
 
@@ -52,8 +61,9 @@ def default_source(dataset: Dataset | None) -> str:
 
 
 def recipe_pairs(source: str, *, corpus: str | None, pairs_file: str | None, dataset: Dataset | None,
-                 seed: int = 13) -> list[Pair]:
-    """The training pairs of ``source``; synthetic ones from ``pairs_file`` or built from ``corpus``."""
+                 seed: int = 13, window: tuple[int, int] | None = None) -> list[Pair]:
+    """The training pairs of ``source``; synthetic ones from ``pairs_file`` or built from ``corpus``
+    (negatives from the BM25 rank ``window``, default ``lorag pairs``'s)."""
     if source not in SOURCES:
         raise LoragError(f"--pairs-from must be one of {', '.join(SOURCES)}, not {source!r}")
     out: list[Pair] = []
@@ -63,7 +73,7 @@ def recipe_pairs(source: str, *, corpus: str | None, pairs_file: str | None, dat
                 raise LoragError(f"--pairs {pairs_file}: file not found")
             out += read_pairs_file(pairs_file)
         elif corpus:
-            out += synthetic_pairs(corpus, seed=seed)
+            out += synthetic_pairs(corpus, seed=seed, window=window)
         else:
             raise LoragError("--pairs-from synthetic needs --corpus SPEC (beir:DIR, jsonl:…, a passages file) or --pairs FILE")
     if source in ("qrels", "both"):
@@ -73,9 +83,9 @@ def recipe_pairs(source: str, *, corpus: str | None, pairs_file: str | None, dat
     return out
 
 
-def recipe_dataset(o: dict, dataset_for) -> tuple[Dataset, str]:
+def recipe_dataset(o: dict, dataset_for, window: tuple[int, int] | None = None) -> tuple[Dataset, str]:
     """The dataset a trainer learns from under ``--corpus``/``--pairs``/``--pairs-from``: its
-    ``train_pairs`` replaced by the recipe's pairs. Returns (dataset, source)."""
+    ``train_pairs`` replaced by the recipe's pairs (synthetic negatives from ``window``). Returns (dataset, source)."""
     corpus, pairs_file, source = o.get("corpus"), o.get("pairs"), o.get("pairs_from")
     dataset = None
     spec = o.get("dataset")
@@ -86,7 +96,7 @@ def recipe_dataset(o: dict, dataset_for) -> tuple[Dataset, str]:
     if corpus is None and spec and spec.startswith("beir:"):
         corpus = spec
     source = source or default_source(dataset)
-    pairs = recipe_pairs(source, corpus=corpus, pairs_file=pairs_file, dataset=dataset, seed=o.get("seed", 13))
+    pairs = recipe_pairs(source, corpus=corpus, pairs_file=pairs_file, dataset=dataset, seed=o.get("seed", 13), window=window)
     from collections import Counter
 
     counts = Counter(p.provenance or "unknown" for p in pairs)

@@ -2,7 +2,9 @@
 
 Losses: ``bce`` (BinaryCrossEntropyLoss, positives weighted by the class ratio) over the labelled
 training pairs, or a listwise loss (``lambda``: LambdaLoss, ``listnet``: ListNetLoss) over one
-positive and hard negatives mined with the first-stage embedder from the training documents.
+positive and hard negatives mined with the first-stage embedder from the training documents, or
+with ``--teacher SPEC`` ``margin-mse`` (MarginMSELoss): the student learns a teacher grader's score
+margins between each query's positive and negative (``trainers/teacher.py``).
 The folder gets the model, and a manifest.json with the base model, data hash, hyper-parameters,
 metrics and the relevance threshold calibrated on training pairs."""
 from __future__ import annotations
@@ -23,9 +25,11 @@ from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
 from .common import (LOSSES, calibration, calibration_sample, check_positive, check_schedule, check_training_pairs,
-                     config_key, err, loss_callback, run_metrics, trainer_arguments, write_manifest)
+                     config_key, err, loss_callback, run_metrics, trainer_arguments, triples, write_manifest)
 from .outputs import claim
+from .teacher import teacher_margins
 
+DISTIL = "margin-mse"  # the loss of --teacher: MarginMSE on the teacher's (positive - negative) margins
 
 
 @dataclass
@@ -46,6 +50,8 @@ class RerankConfig:
     alpha: int = 32
     precision: str = "auto"  # auto (bf16 where measured faster: lorag_harness/backends/precision.py) | fp32 | bf16
     calibration_pairs: int = 512
+    teacher: str | None = None  # a grader spec: loss margin-mse on its score margins instead of the labels
+    max_rows: int | None = None  # training rows (bce: pairs; listwise, margin-mse: queries' rows): judged first, then a seeded sample
     seed: int = 13
     force: bool = False  # replace what --out holds (another model or run); not part of the key
 
@@ -53,8 +59,14 @@ class RerankConfig:
         from lorag_harness.backends.precision import check as check_precision
 
         check_precision(self.precision)
-        if self.loss not in LOSSES:
+        if self.teacher is not None and self.loss != DISTIL:
+            raise LoragError(f"--teacher distils the teacher's score margins (loss {DISTIL}): drop --loss {self.loss}")
+        if self.loss == DISTIL and self.teacher is None:
+            raise LoragError(f"--loss {DISTIL} learns a teacher's score margins: pass --teacher SPEC")
+        if self.loss not in LOSSES + (DISTIL,):
             raise LoragError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.max_rows is not None and self.max_rows < 2:
+            raise LoragError(f"--max-rows must be >= 2, not {self.max_rows}")
         check_positive(self, ("batch_size", "max_length", "negatives", "r", "alpha"))
         check_schedule(self)
         if self.pos_weight is not None and self.pos_weight <= 0:
@@ -103,6 +115,16 @@ def mine_hard_negatives(pairs: list[Pair], k: int, embedder: str | None = None, 
     return rows
 
 
+def capped_pairs(pairs: list[Pair], max_rows: int | None, seed: int) -> list[Pair]:
+    """At most ``max_rows`` pairs: every judged one, then a seeded sample of the others (order kept)."""
+    if max_rows is None or len(pairs) <= max_rows:
+        return pairs
+    judged = [i for i, p in enumerate(pairs) if p.provenance.startswith("judged")][:max_rows]
+    other = [i for i, p in enumerate(pairs) if not p.provenance.startswith("judged")]
+    keep = set(judged) | set(random.Random(seed).sample(other, max(0, max_rows - len(judged))))
+    return [p for i, p in enumerate(pairs) if i in keep]
+
+
 def build_model(cfg: RerankConfig):
     import torch
     from sentence_transformers.cross_encoder import CrossEncoder
@@ -133,7 +155,7 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     import torch
     from datasets import Dataset as HFDataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss, ListNetLoss
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, LambdaLoss, ListNetLoss, MarginMSELoss
     from transformers import PrinterCallback
 
     from lorag_harness.backends import precision
@@ -143,18 +165,36 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
     check_training_pairs(pairs, "lorag train reranker")
     out = claim(cfg.out, "cross-encoder", config_key(cfg, pairs), cfg.force)
     used = precision.resolve(cfg.precision, "cpu")
+    teacher = None
+    if cfg.loss == DISTIL:  # the teacher grades before the student loads: a grader without scores stops here
+        rows = triples(pairs, True, cfg.seed, cfg.max_rows)
+        if not rows:
+            raise LoragError("--teacher needs queries with a relevant and a negative training pair (got none)")
+        start, cpu = time.perf_counter(), time.process_time()
+        margins, scale = teacher_margins(cfg.teacher, rows, dataset, logits=True)
+        teacher = {"spec": cfg.teacher, "scale": scale, "rows": len(rows), "seconds": round(time.perf_counter() - start, 1),
+                   "cpu_seconds": round(time.process_time() - cpu, 1),
+                   "mean_margin": round(float(np.mean(margins)), 4), "positive_margins": round(float(np.mean(np.asarray(margins) > 0)), 4)}
+        err.print(f"teacher {cfg.teacher}: {len(rows)} rows graded in {teacher['seconds']:.0f} s, margins on the {scale} scale "
+                  f"(mean {teacher['mean_margin']:+.2f}, {teacher['positive_margins']:.0%} positive)", soft_wrap=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     n_pos = sum(p.label for p in pairs)
     pos_weight = cfg.pos_weight or (len(pairs) - n_pos) / n_pos
-    if cfg.loss == "bce":
-        data = HFDataset.from_dict({"query": [p.query for p in pairs], "doc": [p.document for p in pairs],
-                                    "label": [float(p.label) for p in pairs]})
+    if cfg.loss == DISTIL:
+        data = HFDataset.from_list([{**r, "label": float(m)} for r, m in zip(rows, margins)])
+        loss = MarginMSELoss(model)
+    elif cfg.loss == "bce":
+        kept = capped_pairs(pairs, cfg.max_rows, cfg.seed)
+        data = HFDataset.from_dict({"query": [p.query for p in kept], "doc": [p.document for p in kept],
+                                    "label": [float(p.label) for p in kept]})
         loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(pos_weight))
     else:
         rows = mine_hard_negatives(pairs, cfg.negatives, embedder, cfg.seed)
         if not rows:
             raise LoragError("no hard negatives found in the training documents for a listwise loss: use --loss bce")
+        if cfg.max_rows is not None and len(rows) > cfg.max_rows:
+            rows = random.Random(cfg.seed).sample(rows, cfg.max_rows)
         data = HFDataset.from_list(rows)
         loss = (LambdaLoss if cfg.loss == "lambda" else ListNetLoss)(model)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))
@@ -167,11 +207,11 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
             dataloader_drop_last=False)
         trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=data, loss=loss, callbacks=[report])
         trainer.remove_callback(PrinterCallback)  # progress goes to the Rich bar
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.train()
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     if cfg.lora:
         model[0].model = model[0].model.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +234,8 @@ def train_reranker(cfg: RerankConfig, dataset, progress=None, embedder: str | No
         "hyper": {**{k: v for k, v in asdict(cfg).items() if k not in ("out", "force")}, "pos_weight": pos_weight if cfg.loss == "bce" else None,
                   "precision_used": used},
         "machine": precision.machine(used),
-        "metrics": run_metrics(steps, len(data), pairs, log["losses"], seconds),
+        "metrics": run_metrics(steps, len(data), pairs, log["losses"], seconds, cpu_seconds=cpu_seconds),
+        "teacher": teacher,
         "calibration": cal,
         "probe": probe_records(sample[:4], probs[:4]),  # the grader checks that the saved model reproduces these
     }
