@@ -4,7 +4,6 @@ in-batch negatives plus the pairs' own negatives, as in GPL's hard-negative step
 manifest.json; grade with ``-g embedding:OUT`` or use it as ``--embedder OUT``."""
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import warnings
@@ -13,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lorag_harness.errors import LoragError
-from lorag_harness.api.types import Pair, pairs_hash
+from lorag_harness.api.types import pairs_hash
 
 from lorag_harness.backends import precision
 

@@ -9,14 +9,11 @@ The folder gets the model, and a manifest.json with the base model, data hash, h
 metrics and the relevance threshold calibrated on training pairs."""
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 

@@ -68,7 +68,7 @@ def run_and_report(config: BenchConfig, out: str | None, fmt: str | None, datase
         console.print(Text(alert, style="bold red"), soft_wrap=True)
     if result.partial:
         p = result.partial
-        console.print(f"[bold red]PARTIAL RESULTS:[/] " + escape(f"the run stopped at {p['grader']} · {p['task']} "
+        console.print("[bold red]PARTIAL RESULTS:[/] " + escape(f"the run stopped at {p['grader']} · {p['task']} "
                       f"({p['error']}); not measured: {', '.join(p['missing'])}"), soft_wrap=True, emoji=False)
     from lorag_harness.backends.precision import describe
 
