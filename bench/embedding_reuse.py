@@ -1,5 +1,5 @@
 """The rerank task's pairs/s against the embedding grader's raw pairs/s on the same pairs, in one run
-(python bench/embedding_reuse.py [--data DIR] [--k 20] [--queries N] [--rounds 2]).
+(python -m bench.embedding_reuse [--data DIR] [--k 20] [--queries N] [--rounds 2]).
 
 Pairs: the BM25 top k of every evaluation query of a BEIR collection (default CISI). Rows, each timed
 from an empty vector store (as in a new process), in rounds of ABBA order, in wall time and in this
