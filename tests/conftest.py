@@ -154,3 +154,13 @@ def loopback_http(srv):
         srv.shutdown()
         srv.server_close()
         thread.join(timeout=10)
+
+
+def word_overlap(query: str, document: str, min_letters: int = 1) -> float:
+    """Share of the query's words (runs of at least ``min_letters`` letters) found in the document: the
+    score of the test graders that stand in for a real one."""
+    import re
+
+    words = re.compile(f"[a-z]{{{min_letters},}}")
+    q = set(words.findall(query.lower()))
+    return len(q & set(words.findall(document.lower()))) / max(len(q), 1)

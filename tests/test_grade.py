@@ -1,6 +1,5 @@
 """`lorag grade`: streamed grading of a pairs file, written from the user's side (CLI)."""
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -15,9 +14,9 @@ from lorag_harness import hookimpl
 from lorag_harness.api.grader import Grader, Judgment, Pair
 from lorag_harness.evaluation.cache import JudgmentCache
 from lorag_harness.cli.app import cli
+from conftest import word_overlap
 from lorag_harness.testing import check_grader
 
-WORDS = re.compile(r"[a-z]{3,}")
 
 
 class Overlap(Grader):
@@ -29,8 +28,7 @@ class Overlap(Grader):
     def grade(self, pairs, *, reasons=False, advance=None):
         out = []
         for p in pairs:
-            q = set(WORDS.findall(p.query.lower()))
-            share = len(q & set(WORDS.findall(p.document.lower()))) / max(len(q), 1)
+            share = word_overlap(p.query, p.document, 3)
             reason = {"query_topic": p.query, "document_topic": "", "summary": p.document[:20]} if reasons else None
             out.append(Judgment(relevant=share >= 0.5, score=share, reason=reason))
         if self.log:

@@ -2,19 +2,17 @@
 margins (MarginMSE) on pairs from the corpus; teachers without scores and bad options are refused
 before any training."""
 import json
-import re
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from beir_fixtures import write_beir
-from conftest import make_tiny_bert
+from conftest import make_tiny_bert, word_overlap
 from lorag_harness import hookimpl
 from lorag_harness.api.types import Judgment
 from lorag_harness.cli.app import cli
 
-WORDS = re.compile(r"[a-z]+")
 TOPICS = ["apples", "whales", "trains", "stars", "rain", "music", "bread", "cars"]
 DOCS = {f"d{i}": (f"{topic} {i}", f"All about {topic}: {topic} here, {topic} there. Some {topic} facts follow. "
                                   f"More words on {topic} close it.")
@@ -31,8 +29,7 @@ class Overlap:
     def grade(self, pairs, *, reasons=False, advance=None):
         out = []
         for p in pairs:
-            q = set(WORDS.findall(p.query.lower()))
-            share = len(q & set(WORDS.findall(p.document.lower()))) / max(len(q), 1)
+            share = word_overlap(p.query, p.document, 1)
             out.append(Judgment(relevant=share >= 0.5, score=0.25 + share / 2 if self.scores else None))
         return out
 
