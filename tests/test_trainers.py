@@ -339,6 +339,23 @@ def test_time_budget_sets_the_steps_within_the_epoch_cap(tiny_model_dir, r8_smal
     assert m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == math.ceil(m["examples"] / 4)
 
 
+def test_a_grown_budget_keeps_its_minimum_steps_when_steps_run_slower_than_the_probe(tiny_model_dir, r8_small,
+                                                                                       tmp_path, monkeypatch):
+    from lorag_harness.trainers import budget, train as train_module
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    # the probe measures a slow machine (the budget grows to hold 9 steps); the first steps then run
+    # slower still, so the re-plan would cut the run to 6: a grown run keeps its 9
+    monkeypatch.setattr(budget, "measure_rate", lambda *a, **k: {"train_s_per_token": 1.0 / 64,
+                                                                 "forward_s_per_token": 0.0, "probe_seconds": 0.0})
+    monkeypatch.setattr(train_module, "budget_steps", lambda *a, **k: 6)
+    cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
+                      max_doc_tokens=16, r=4, alpha=8, val_pairs=0, time_budget=5.0, time_budget_max=3600.0,
+                      min_steps=9)
+    m = train(cfg, r8_small)
+    assert m["budget"]["grown_from"] == 5.0 and m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == 9
+
+
 def test_binary_objective_is_cross_entropy_over_the_two_answer_logits(tokenizer):
     import torch.nn.functional as F
     from conftest import make_tiny_llama

@@ -313,6 +313,9 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
                                                   time.perf_counter() - start, step_tokens,
                                                   cfg.grad_accum * sum(planned) / len(planned), budget_s)
+            if budget_plan and "grown_from" in budget_plan:  # grown to hold min_steps: slower steps than the
+                steps = schedule.total = max(steps, min(cap, cfg.min_steps))  # probe stretch the budget
+                budget_s = cfg.time_budget_max  # (up to its maximum), they do not cut the run below them
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
             if cfg.patience and stale >= cfg.patience and step < steps:
