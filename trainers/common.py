@@ -202,7 +202,13 @@ def triples(pairs: list[Pair], with_negatives: bool, seed: int, max_rows: int | 
         for i, d in enumerate(pos):
             (judged if True in how else other).append(
                 {"anchor": q, "positive": d, **({"negative": neg[i % len(neg)]} if with_negatives else {})})
-    if max_rows is not None and len(judged) + len(other) > max_rows:
-        other = rng.sample(other, max(0, max_rows - len(judged)))
-        judged = judged[:max_rows]
+    judged, other = judged_first(judged, other, max_rows, rng)
     return judged + other
+
+
+def judged_first(judged: list, other: list, max_rows: int | None, rng: random.Random) -> tuple[list, list]:
+    """At most ``max_rows`` items in all: every judged one (the first ``max_rows``), then a sample of the
+    others drawn with ``rng``."""
+    if max_rows is None or len(judged) + len(other) <= max_rows:
+        return judged, other
+    return judged[:max_rows], rng.sample(other, max(0, max_rows - len(judged)))

@@ -138,15 +138,17 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
                "positive_rate": positive_rate}
     dataset = stages.run("dataset", load_dataset, "reuters-r8", options)
     prof, trained_with = PROFILES[profile], {}
+
+    def stage_values(stage: str) -> dict:  # the profile's values, the demo's shorter ones, the precision asked for
+        trained_with[stage] = prof.get(stage, {}) | DEMO.get(profile, {}).get(stage, {}) | {"precision": precision}
+        return trained_with[stage]
+
     s1, s2 = out / "adapters" / "s1", out / "adapters" / "s2"
     rr, cls = out / "models" / "reranker", out / "models" / "cls"
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
-        values = prof[stage] | DEMO.get(profile, {}).get(stage, {}) | {"precision": precision}
+        values = stage_values(stage)
         if stage == "s1":
-            values |= {"time_budget": s1_budget}
-        if stage == "s1" and not time_budget:
-            values |= DEMO_S1_GROWTH.get(profile, {})
-        trained_with[stage] = values
+            values |= {"time_budget": s1_budget} | ({} if time_budget else DEMO_S1_GROWTH.get(profile, {}))
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, force=True, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):
@@ -165,11 +167,10 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
             if manifest.get("weak"):
                 err.print(f"[bold red]{folder} is a weak adapter[/] (--allow-weak): S2 starts from it", soft_wrap=True)
     trainers = [("reranker", RerankConfig(out=str(rr), base_model=reranker_from, seed=seed, force=True,
-                                          **prof.get("reranker", {}) | DEMO.get(profile, {}).get("reranker", {})
-                                          | {"precision": precision}), train_reranker)]
+                                          **stage_values("reranker")), train_reranker)]
     if "cls" in extras:
         trainers.append(("cls", ClsConfig(out=str(cls), base_model=base_model, seed=seed, force=True,
-                                          **prof.get("cls", {}) | {"precision": precision}), train_cls))
+                                          **stage_values("cls")), train_cls))
     for what, cfg, fn in trainers:
         if not retrain and model_is_current(cfg, dataset.train_pairs):
             err.print(f"{what}: {cfg.out} is current, not retrained (--retrain to force)")
@@ -212,8 +213,7 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
                             "it writes no reason)")
     result.config["demo_stages"] = dict(stages.seconds)
     result.config["demo_stages_cpu"] = dict(stages.cpu)  # user + system CPU seconds of each stage
-    result.config["demo_profile"] = prof | trained_with | {  # the values trained with
-        "reranker": prof.get("reranker", {}) | DEMO.get(profile, {}).get("reranker", {})}
+    result.config["demo_profile"] = prof | trained_with  # the values trained with
     result.config["demo_machine"] = machine_precision.machine(used, decoded)  # where the stage times were measured
     console = stdout_console()
     print_report(result, console)

@@ -22,7 +22,8 @@ from lorag_harness.backends.lm import quiet_transformers
 from lorag_harness.api.types import Pair, pairs_hash
 
 from .common import (LOSSES, calibration, calibration_sample, check_positive, check_schedule, check_training_pairs,
-                     config_key, err, loss_callback, run_metrics, trainer_arguments, triples, write_manifest)
+                     config_key, err, judged_first, loss_callback, run_metrics, trainer_arguments, triples,
+                     write_manifest)
 from .outputs import claim
 from .teacher import teacher_margins
 
@@ -116,9 +117,9 @@ def capped_pairs(pairs: list[Pair], max_rows: int | None, seed: int) -> list[Pai
     """At most ``max_rows`` pairs: every judged one, then a seeded sample of the others (order kept)."""
     if max_rows is None or len(pairs) <= max_rows:
         return pairs
-    judged = [i for i, p in enumerate(pairs) if p.provenance.startswith("judged")][:max_rows]
+    judged = [i for i, p in enumerate(pairs) if p.provenance.startswith("judged")]
     other = [i for i, p in enumerate(pairs) if not p.provenance.startswith("judged")]
-    keep = set(judged) | set(random.Random(seed).sample(other, max(0, max_rows - len(judged))))
+    keep = set().union(*judged_first(judged, other, max_rows, random.Random(seed)))
     return [p for i, p in enumerate(pairs) if i in keep]
 
 

@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     validator = Validator(tok, val_pairs, cfg.max_doc_tokens) if val_pairs else None
     curve, best, best_state, stale, val_seconds = [], None, None, 0, 0.0
     rate = budget_plan = None
-    steps, budget_s = cap, cfg.time_budget
+    steps, budget_s, grown = cap, cfg.time_budget, False
     if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
         from .budget import measure_rate, plan
 
@@ -254,7 +254,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         budget_plan = plan(cfg, cap, rate, mean_step, val_tokens, time.perf_counter() - start, used)
         steps = schedule.total = max(1, budget_plan["steps"])
         budget_s = budget_plan["budget_s"]
-        if "grown_from" in budget_plan:  # a slow machine, held to its minimum steps: no decay to waste them
+        grown = "grown_from" in budget_plan
+        if grown:  # a slow machine, held to its minimum steps: no decay to waste them
             schedule.kind = "constant"  # (a cosine decay over 40 steps left R8 at validation AUC 0.56)
         if log:
             val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
@@ -313,7 +314,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
                                                   time.perf_counter() - start, step_tokens,
                                                   cfg.grad_accum * sum(planned) / len(planned), budget_s)
-            if budget_plan and "grown_from" in budget_plan:  # grown to hold min_steps: slower steps than the
+            if grown:  # grown to hold min_steps: slower steps than the
                 steps = schedule.total = max(steps, min(cap, cfg.min_steps))  # probe stretch the budget
                 budget_s = cfg.time_budget_max  # (up to its maximum), they do not cut the run below them
         if validator and (step % cfg.val_every == 0 or step == steps):

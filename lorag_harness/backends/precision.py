@@ -217,8 +217,9 @@ def machine(precision: str | None = None, decode: str | None = None) -> dict:
         info["precision"] = precision
     if decode is not None and decode != precision:
         info["precision_decode"] = decode
-    if isa_limits():
-        info["isa_limits"] = isa_limits()
+    limits = isa_limits()
+    if limits:
+        info["isa_limits"] = limits
     with contextlib.suppress(OSError, AttributeError):
         info["load_average"] = round(os.getloadavg()[0], 2)
     return info
