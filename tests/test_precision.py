@@ -289,6 +289,22 @@ def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
     assert json.loads((out / "adapters" / "s2" / "manifest.json").read_text())["weak"] is True
 
 
+def test_demo_refused_by_the_budget_names_its_own_fixes_once(tiny_model_dir, tmp_path, monkeypatch):
+    from lorag_harness.trainers import demo
+    from lorag_harness.trainers.budget import BudgetTooSmall
+
+    def refuse(cfg, dataset):
+        raise BudgetTooSmall("s1: the 120 s time budget holds 6 steps at 95.8 s per step; a useful run needs 40. "
+                             "Fix: --precision fp32; a bigger --time-budget (at least 71m here); a smaller --batch-size", {})
+
+    monkeypatch.setattr("lorag_harness.trainers.progress.train_with_progress", refuse)
+    result = CliRunner().invoke(cli, ["demo", "--out-dir", str(tmp_path / "d"), "--base-model", tiny_model_dir,
+                                      "--train-pairs", "24", "--eval-pairs", "8"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 3 and "holds 6 steps at 95.8 s per step" in text, text
+    assert text.count("Fix:") == 1 and "--time-budget 10m" not in text and "lorag train s1" in text
+
+
 # --- progress off a terminal ---------------------------------------------------------------------
 
 def test_plain_progress_lines_off_a_terminal(monkeypatch):

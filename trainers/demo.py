@@ -232,8 +232,8 @@ DEMO_STOP_EXIT = 3  # as `lorag train` for a weak adapter
 def stop_at_s1(refusal: str | None, manifest: dict | None, folder: str = "") -> None:
     """One paragraph on why the demo stops after S1 (refused: the budget cannot hold a useful run; or a
     weak adapter), with the measured rate and the fix; then exit 3. S2 is not trained from it."""
-    if refusal is not None:
-        what = f"S1 was not trained: {refusal}."
+    if refusal is not None:  # its fixes name `lorag train s1` options: the demo's own are below
+        what = f"S1 was not trained: {refusal.split(' Fix: ')[0]}"
     else:
         m, v = manifest.get("metrics", {}), manifest.get("validation") or {}
         h = manifest.get("hyperparameters", {})
@@ -250,6 +250,9 @@ def stop_at_s1(refusal: str | None, manifest: dict | None, folder: str = "") -> 
     fix = ("Fix: give S1 more time (--time-budget 10m), use --precision fp32 if bf16 was used on a CPU without "
            "fast bfloat16, or train it alone with `lorag train s1` to see its validation curve; then run the demo "
            "again (finished models are reused), or add --allow-weak to go on from this S1.")
+    if refusal is not None:  # the budget's other fixes (batch size, validation pairs, --steps) are `lorag train s1`'s
+        fix = ("Fix: --precision fp32 where bf16 was measured slower, or a bigger --time-budget; `lorag train s1` "
+               "also takes a smaller --batch-size, fewer --val-pairs or a fixed --steps.")
     from rich.text import Text
 
     err.print(Text("demo stopped after S1: ", style="bold red") +
