@@ -356,6 +356,37 @@ def test_a_grown_budget_keeps_its_minimum_steps_when_steps_run_slower_than_the_p
     assert m["budget"]["grown_from"] == 5.0 and m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == 9
 
 
+def test_explicit_bf16_where_it_is_slow_is_planned_from_a_float32_step_and_refused_before_any_bf16_step(
+        tiny_model_dir, r8_small, tmp_path, monkeypatch):
+    import contextlib
+
+    from lorag_harness.backends import precision
+    from lorag_harness.trainers.budget import BudgetTooSmall
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    # an AVX2-only CPU: the probe measured bf16 40x slower; one real bf16 step there takes minutes
+    monkeypatch.setattr(precision, "probe", lambda refresh=False: {"faster": "fp32", "ratio": 40.0})
+    entered = []
+    real = precision.autocast
+
+    def spy(used, device_type="cpu"):
+        @contextlib.contextmanager
+        def ctx():
+            entered.append(used)
+            with real(used, device_type):
+                yield
+        return ctx()
+
+    monkeypatch.setattr(precision, "autocast", spy)
+    cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
+                      max_doc_tokens=16, r=4, alpha=8, val_pairs=8, precision="bf16", time_budget=1.0)
+    with pytest.raises(BudgetTooSmall, match=r"estimated \(a float32 step x the probe's bf16 ratio\)") as info:
+        train(cfg, r8_small)
+    assert "--precision fp32 (bf16 measured 40x slower than fp32 here)" in str(info.value)
+    assert "bf16" not in entered  # refused from the float32 estimate: no bf16 forward ran
+    assert info.value.rate["steps"] < 40
+
+
 def test_binary_objective_is_cross_entropy_over_the_two_answer_logits(tokenizer):
     import torch.nn.functional as F
     from conftest import make_tiny_llama

@@ -4,6 +4,7 @@ would be scaled by tokens, but on a small CPU a small batch costs far more per t
 budget that cannot hold a useful run is refused with the measured rate and the fix."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -24,9 +25,13 @@ class BudgetTooSmall(LoragError):
         self.rate = rate
 
 
-def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
+def measure_rate(model, loss_fn, batch: dict, autocast, slower_by: float | None = None) -> dict:
     """Seconds per padded token of a training step (forward + backward) and of a forward alone, on
-    ``batch``; the gradients are dropped, the weights do not change. The forward runs first and warms up."""
+    ``batch``; the gradients are dropped, the weights do not change. The forward runs first and warms up.
+    With ``slower_by`` (bf16 asked for where the precision probe measured it that many times slower),
+    the batch runs in float32 and the times are scaled by it: one such bf16 step can take minutes."""
+    if slower_by:
+        autocast = contextlib.nullcontext()
     tokens = batch["input_ids"].numel()
 
     def step():
@@ -44,8 +49,10 @@ def measure_rate(model, loss_fn, batch: dict, autocast) -> dict:
         fn()
         times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
-    return {"train_s_per_token": times[1] / tokens, "forward_s_per_token": times[0] / tokens,
-            "probe_seconds": round(sum(times), 2)}
+    scale = slower_by or 1.0
+    return {"train_s_per_token": scale * times[1] / tokens, "forward_s_per_token": scale * times[0] / tokens,
+            "probe_seconds": round(sum(times), 2),
+            **({"estimated": f"float32 times x {slower_by:.1f}, the precision probe's bf16/fp32 ratio"} if slower_by else {})}
 
 
 def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed: float, used: str) -> dict:
@@ -85,6 +92,11 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
     most = f" (grown to its maximum, {grow_to:.0f} s)" if grow_to else ""
     holds = max(fit, int((grow_to - fixed) / per_step)) if grow_to else fit
     raise BudgetTooSmall(
-        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget{most} holds {holds} steps at this machine's measured "
+        f"{cfg.stage}: the {cfg.time_budget:.0f} s time budget{most} holds {holds} steps at this machine's {how(rate)} "
         f"{step_s:.1f} s per step (batch {cfg.batch_size}, {used}{val}); a useful run needs {useful}. "
         f"Fix: {'; '.join(fixes)}", out)
+
+
+def how(rate: dict) -> str:
+    """How the rate was found: measured, or estimated from a float32 step (bf16 where it is slow)."""
+    return "estimated (a float32 step x the probe's bf16 ratio)" if rate.get("estimated") else "measured"

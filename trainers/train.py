@@ -241,14 +241,14 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     rate = budget_plan = None
     steps, budget_s, grown = cap, cfg.time_budget, False
     if cfg.time_budget:  # measured before any validation or step: a budget that cannot hold a useful run stops here
-        from .budget import measure_rate, plan
+        from .budget import how, measure_rate, plan
 
         say("measuring this machine's step rate")
         rows = sorted(examples, key=lambda e: len(e.input_ids))
         mid = len(rows) // 2
         sample = rows[max(0, mid - cfg.batch_size // 2):][:cfg.batch_size]  # a full batch of median rows
         probe_batch = with_prefix(collate(sample, tok.pad_token_id))
-        rate = measure_rate(model, loss_fn, probe_batch, autocast)
+        rate = measure_rate(model, loss_fn, probe_batch, autocast, precision.bf16_slowdown(used, model.device.type))
         mean_step = cfg.grad_accum * cfg.batch_size * sum(len(e.input_ids) for e in examples) / len(examples)
         val_tokens = validator.token_count() if validator else 0
         budget_plan = plan(cfg, cap, rate, mean_step, val_tokens, time.perf_counter() - start, used)
@@ -262,7 +262,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             grown = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
                      if budget_s != cfg.time_budget else "")
             log(f"{cfg.stage}: time budget {budget_s:.0f} s{grown}: ~{budget_plan['step_s']:.1f} s per step{val} "
-                f"measured ({used}) → {steps} steps planned (the epochs limit allows {cap})")
+                f"{how(rate)} ({used}) → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
         nonlocal best, best_state, stale, val_seconds

@@ -188,6 +188,16 @@ def resolve(precision: str | None = "auto", device_type: str | None = None, opti
     return "bf16"
 
 
+def bf16_slowdown(used: str, device_type: str = "cpu") -> float | None:
+    """How many times slower bf16 runs than fp32 on this CPU where ``used`` is bf16 and the probe measured
+    it at least twice as slow (an explicit --precision bf16 there); else None."""
+    if used != "bf16" or device_type != "cpu":
+        return None
+    result = probe()
+    ratio = result.get("ratio")
+    return ratio if result.get("faster") == "fp32" and ratio and ratio >= 2 else None
+
+
 def _warn_once(key, line: str) -> None:
     if key not in _warned:
         _warned.add(key)
