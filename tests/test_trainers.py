@@ -253,7 +253,7 @@ def test_random_labels_are_a_weak_run_with_exit_3(tiny_model_dir, tmp_path):
 
 
 def test_verdict_names_the_prior_and_chance_auc():
-    from lorag_harness.trainers.diagnostics import hanley_mcneil, prior_entropy, verdict
+    from lorag_harness.trainers.diagnostics import hanley_mcneil, loss_note, prior_entropy, verdict
 
     prior = prior_entropy([True, False] * 50)
     assert prior == pytest.approx(0.6931, abs=1e-4)
@@ -261,7 +261,12 @@ def test_verdict_names_the_prior_and_chance_auc():
     lo, hi = hanley_mcneil(0.9, 96, 96)
     assert 0.85 < lo < 0.9 < hi < 0.95
     assert verdict(0.30, prior, 0.9, (lo, hi)) == []
-    assert any("label prior" in r for r in verdict(0.69, prior, 0.9, (lo, hi)))
+    assert any("label prior" in r for r in verdict(0.69, prior, 0.9, (lo, hi), "training-pair"))
+    # a validated run is judged by its validation: the saved state is the best validated one, not the last weights
+    assert verdict(0.69, prior, 0.9, (lo, hi), loss_counts=False) == []
+    assert "step 40, validation ROC-AUC 0.939" in loss_note(0.79, prior, {"step": 40, "auc": 0.939})
+    assert loss_note(0.30, prior, {"step": 40, "auc": 0.939}) is None
+    assert any("near chance" in r for r in verdict(0.69, prior, 0.55, hanley_mcneil(0.55, 96, 96), loss_counts=False))
     assert any("near chance" in r for r in verdict(0.30, prior, 0.55, hanley_mcneil(0.55, 96, 96)))
     # a high AUC on a handful of pairs is still not evidence: its interval reaches 0.5
     assert any("near chance" in r for r in verdict(0.30, prior, 0.7, hanley_mcneil(0.7, 4, 4)))

@@ -93,10 +93,11 @@ class Validator:
 
 
 def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tuple[float, float] | None,
-            where: str = "validation") -> list[str]:
-    """Reasons a stage-1 run counts as weak (empty: it learned)."""
+            where: str = "validation", loss_counts: bool = True) -> list[str]:
+    """Reasons a stage-1 run counts as weak (empty: it learned). ``loss_counts=False`` where a held-out
+    validation slice chose the saved state: the last steps' training loss is of other weights."""
     reasons = []
-    if prior > 0 and final_loss >= PRIOR_RATIO * prior:
+    if loss_counts and prior > 0 and final_loss >= PRIOR_RATIO * prior:
         reasons.append(f"final loss {final_loss:.3f} did not go below the label prior's entropy {prior:.3f} "
                        "(what answering the class prior, not the pair, costs)")
     if val_auc is not None and (val_auc < WEAK_AUC or (interval and interval[0] <= 0.5)):
@@ -104,6 +105,16 @@ def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tu
         reasons.append(f"best {where} ROC-AUC {val_auc:.3f}{ci} is near chance "
                        f"(needs ≥ {WEAK_AUC}" + (" with the interval above 0.5)" if interval else ")"))
     return reasons
+
+
+def loss_note(final_loss: float, prior: float, best: dict) -> str | None:
+    """A line for a validated run whose last steps' loss sat at the label prior (not a weak reason:
+    the saved state is the best validated one)."""
+    if prior > 0 and final_loss >= PRIOR_RATIO * prior:
+        return (f"the last 10 steps' binary loss {final_loss:.3f} is not below {PRIOR_RATIO} x the label prior's "
+                f"entropy {prior:.3f}; the adapter saved is the best validated state (step {best['step']}, "
+                f"validation ROC-AUC {best['auc']:.3f})")
+    return None
 
 
 def parse_duration(text: str | float | None) -> float | None:

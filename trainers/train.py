@@ -19,7 +19,7 @@ from lorag_harness.data.validation import require_both_labels
 
 from .batching import balance, balanced_batches, collate, document_batches, length_batches
 from .calibrate import calibrate, youden_threshold
-from .diagnostics import Validator, prior_entropy, split_by_document, verdict
+from .diagnostics import Validator, loss_note, prior_entropy, split_by_document, verdict
 from .examples import build_examples
 from .loss import full_logits_loss, masked_loss, value_ce
 
@@ -380,7 +380,12 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             "on": "validation", "pairs": len(val_pairs), "threshold": cut, "auc": best["auc"],
             "auc_low": round(lo, 4), "auc_high": round(hi, 4),
             "balanced_accuracy": float(balanced_accuracy_score(labels, [s >= cut for s in best["scores"]]))}
-        reasons = verdict(final_binary or 0.0, prior, best["auc"], (lo, hi))
+        reasons = verdict(final_binary or 0.0, prior, best["auc"], (lo, hi), loss_counts=False)
+        note = loss_note(final_binary or 0.0, prior, best)
+        if note:
+            manifest["validation"]["training_loss_note"] = note
+            if log:
+                log(f"{cfg.stage}: note: {note}")
         if best["step"] == 0:
             reasons.append(f"no training step beat the base model's validation AUC {best['auc']:.3f}: "
                            "the saved adapter changes nothing")
