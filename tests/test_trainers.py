@@ -392,6 +392,29 @@ def test_explicit_bf16_where_it_is_slow_is_planned_from_a_float32_step_and_refus
     assert info.value.rate["steps"] < 40
 
 
+def test_a_run_below_its_target_auc_goes_on_while_the_budget_and_epochs_allow(tiny_model_dir, r8_small, tmp_path,
+                                                                               monkeypatch):
+    from lorag_harness.trainers import budget
+    from lorag_harness.trainers.train import TrainConfig, train
+
+    # a slow machine's plan: the budget grows to hold the 4 minimum steps, up to an hour
+    monkeypatch.setattr(budget, "measure_rate", lambda *a, **k: {"train_s_per_token": 1.0 / 64,
+                                                                 "forward_s_per_token": 0.0, "probe_seconds": 0.0})
+    lines = []
+    common = dict(stage="s1", base_model=tiny_model_dir, quant="none", batch_size=4, max_doc_tokens=16, r=4, alpha=8,
+                  val_pairs=8, val_every=2, patience=0, time_budget=5.0, time_budget_max=3600.0, min_steps=4)
+    m = train(TrainConfig(out=str(tmp_path / "t"), target_auc=0.999, **common), r8_small, log=lines.append)
+    cap = m["hyperparameters"]["steps_cap"]
+    assert 4 < cap and m["metrics"]["steps_run"] == cap  # a tiny random model never ranks at 0.999: on to the cap
+    assert m["metrics"]["extended_at"][:2] == [4, 6] and [c["step"] for c in m["validation"]["curve"]][:4] == [0, 2, 4, 6]
+    assert any("is below the target 0.999 after 4 steps: 2 more steps" in line for line in lines)
+    plain = train(TrainConfig(out=str(tmp_path / "p"), **common), r8_small)  # no target: the 4 planned steps
+    assert plain["metrics"]["steps_run"] == 4 and plain["metrics"]["extended_at"] == []
+    for bad in (dict(stage="s2", target_auc=0.9), dict(target_auc=0.9, val_pairs=0), dict(target_auc=1.2)):
+        with pytest.raises(LoragError, match="target"):
+            TrainConfig(**bad)
+
+
 def test_binary_objective_is_cross_entropy_over_the_two_answer_logits(tokenizer):
     import torch.nn.functional as F
     from conftest import make_tiny_llama

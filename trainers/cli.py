@@ -59,6 +59,9 @@ def adapter_options(f):
         click.option("--val-every", type=click.IntRange(min=1), default=None, help="Steps between validations [20]"),
         click.option("--patience", type=click.IntRange(min=0), default=None,
                      help="Validations without improvement before stopping early [4; 0: never]"),
+        click.option("--target-auc", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=None,
+                     help="Stage s1: a run whose best validation ROC-AUC is below this at its planned end goes on, "
+                          "--val-every steps at a time, while the time budget and the epochs allow (with --steps N: N) [none]"),
         click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
         click.option("--allow-weak", is_flag=True,
                      help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
@@ -75,7 +78,7 @@ def make_config(stage: str, o: dict):
     values = dict(PROFILES[profile][stage])
     for key in ("steps", "epochs", "batch_size", "lr", "r", "alpha", "dropout", "max_doc_tokens", "balance",
                 "calibration_pairs", "objective", "batches", "precision", "grad_accum", "val_pairs", "val_every",
-                "patience"):
+                "patience", "target_auc"):
         if o.get(key) is not None:
             values[key] = o[key]
     if o.get("autocast") is not None and o.get("precision") is None:

@@ -24,6 +24,8 @@ DEMO = {"quick": {"s2": {"steps": 24, "lr": 3e-4, "calibration_pairs": 128},
 # without --time-budget, an S1 budget that holds fewer than min_steps grows to hold them (up to
 # time_budget_max seconds, else the demo stops before training)
 DEMO_S1_GROWTH = {"quick": {"min_steps": 40, "time_budget_max": 900.0}}
+# S1 below the done-when's validation ROC-AUC at its planned end goes on 20 steps at a time, budget allowing
+DEMO_S1_TARGET = {"quick": {"target_auc": 0.9}}
 
 
 class Stages:
@@ -148,7 +150,8 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
     for stage, folder, init in (("s1", s1, None), ("s2", s2, s1)):
         values = stage_values(stage)
         if stage == "s1":
-            values |= {"time_budget": s1_budget} | ({} if time_budget else DEMO_S1_GROWTH.get(profile, {}))
+            values |= {"time_budget": s1_budget} | ({} if time_budget else DEMO_S1_GROWTH.get(profile, {})) \
+                | DEMO_S1_TARGET.get(profile, {})
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, force=True, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):

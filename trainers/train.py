@@ -5,6 +5,7 @@ import hashlib
 import json
 import math
 import random
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class TrainConfig:
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
+    target_auc: float | None = None  # stage s1: below it at the planned end, go on val_every steps at a time (budget, epochs allowing)
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
     time_budget_max: float | None = None  # a budget too small for min_steps on this machine grows up to this
     min_steps: int = 0  # with time_budget_max: the steps the budget grows to hold (at least a useful run)
@@ -85,6 +87,10 @@ class TrainConfig:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
         if self.time_budget_max is not None and not (self.time_budget and self.time_budget_max >= self.time_budget):
             raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
+        if self.target_auc is not None and not 0.5 < self.target_auc < 1:
+            raise LoragError(f"target_auc must be between 0.5 and 1, not {self.target_auc!r}")
+        if self.target_auc is not None and (self.stage != "s1" or not self.val_pairs):
+            raise LoragError("--target-auc needs stage s1 with a validation slice (--val-pairs above 0)")
         if self.prefix_cache and self.logits != "masked":
             raise LoragError("prefix_cache needs the masked logits")
 
@@ -282,7 +288,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
     val_auc = validate(0) if validator else None
     losses, binary_losses, seen, batches, step_times, stopped = [], [], 0, [], [], None
     step_tokens, planned = [], []  # padded tokens run per step; per batch of the current epoch's plan
-    step = 0
+    step, extended = 0, []  # the steps at which a run below target_auc was extended
     say("training")
     while step < steps:
         t0 = time.perf_counter()
@@ -319,6 +325,15 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                 budget_s = cfg.time_budget_max  # (up to its maximum), they do not cut the run below them
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
+            if step == steps and cfg.target_auc and best["auc"] < cfg.target_auc and steps < cap:
+                more = min(cap, steps + cfg.val_every)  # below the target at the planned end: more steps, if they fit
+                need = (more - step) * statistics.median(step_times[1:] or step_times) + val_seconds / len(curve)
+                if not cfg.time_budget or time.perf_counter() - start + need <= budget_s:
+                    extended.append(step)
+                    if log:
+                        log(f"{cfg.stage}: validation ROC-AUC {best['auc']:.3f} is below the target {cfg.target_auc} "
+                            f"after {step} steps: {more - step} more steps")
+                    steps = schedule.total = more
             if cfg.patience and stale >= cfg.patience and step < steps:
                 stopped = f"validation AUC did not improve for {cfg.patience} validations"
         # the last validation must fit too: stop when the budget cannot hold one more step and it
@@ -361,7 +376,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                     "losses": [round(x, 5) for x in losses], "seconds": round(elapsed, 2),
                     "final_binary_loss": final_binary, "prior_entropy": prior,
                     "binary_losses": [round(x, 5) for x in binary_losses],
-                    "steps_run": step, "stopped": stopped or "all steps run",
+                    "steps_run": step, "stopped": stopped or "all steps run", "extended_at": extended,
                     "steps_per_s": step / elapsed, "examples_per_s": seen / elapsed,
                     "validation_seconds": round(val_seconds, 2)},
     }
