@@ -177,3 +177,16 @@ def test_pairs_refuses_an_unwritable_out_before_reading_the_corpus(tmp_path):
     r = run("pairs", str(tmp_path / "missing-corpus.txt"), "--out", str(blocker / "pairs.jsonl"))
     assert r.exit_code == 2
     assert r.output.strip().splitlines()[-1].startswith(f"error: --out {blocker / 'pairs.jsonl'}: cannot create the folder")
+
+
+def test_query_writer_prompts_as_inpars_and_a_batch_writes_what_one_at_a_time_writes(corpus, tiny_model_dir):
+    from lorag_harness.data.synthetic import QueryWriter, clean_query, read_passages
+
+    passages = read_passages(f"beir:{corpus}")[:5]
+    writer = QueryWriter(tiny_model_dir, max_new_tokens=6)
+    prompt = writer.prompt(passages[0])
+    assert prompt.count("Relevant Query:") == 4 and prompt.endswith("\nRelevant Query:")  # three examples, then it
+    single = [writer(p, 0) for p in passages]
+    writer.prefetch(passages)  # left-padded, one batch: the same greedy queries
+    assert [writer(p, 0) for p in passages] == single
+    assert clean_query(' "Relevant Query: how are abstracts indexed?"\nExample 5:') == "how are abstracts indexed?"

@@ -103,38 +103,69 @@ def ict_query(p: Passage, rng: random.Random):
 
 
 class QueryWriter:
-    """doc2query with a causal LM (the base LM by default, or any HF model id or folder): a short
-    question the passage answers, sampled with a per-document seed."""
+    """doc2query with a causal LM (the base LM by default, or any HF model id or folder), prompted as
+    InPars does: three document / relevant-query examples, then the passage, completed greedily up to
+    the end of the line. Asked to "write a query" in a chat turn, the 135M base LM wrote summaries of
+    the passage; the few-shot completion writes questions. ``prefetch`` writes a batch at once."""
 
-    PROMPT = ("Write one short search query that this passage answers. Reply with the query only.\n\n"
-              "Passage: {passage}")
+    # InPars' "vanilla" prompt (Bonifacio et al., 2022): three MS MARCO examples
+    EXAMPLES = (
+        ("We don't know a lot about the effects of caffeine during pregnancy on you and your baby. So it's best "
+         "to limit the amount you get each day.", "Is a little caffeine ok during pregnancy?"),
+        ("Passiflora herbertiana. A rare passion fruit native to Australia. Fruits are green-skinned, white "
+         "fleshed, with an unknown edible rating.", "What fruit is native to Australia?"),
+        ("The Canadian Armed Forces. 1 The first large-scale Canadian peacekeeping mission started in Egypt on "
+         "November 24, 1956.", "How large is the Canadian military?"),
+    )
+    BATCH = 8
 
-    def __init__(self, model: str | None = None, max_new_tokens: int = 32, max_passage_tokens: int = 256):
+    def __init__(self, model: str | None = None, max_new_tokens: int = 32, max_passage_tokens: int = 200):
         from lorag_harness.backends import lm
 
         self.name = model or "base"
         self.tok = lm.load_tokenizer(model)
         self.model = lm.load_model(model)
+        self.model.eval()
         self.max_new_tokens, self.max_passage_tokens = max_new_tokens, max_passage_tokens
+        self._written: dict[str, str] = {}
 
-    def __call__(self, p: Passage, seed: int) -> str:
+    def prompt(self, p: Passage) -> str:
+        ids = self.tok(p.full, add_special_tokens=False)["input_ids"][: self.max_passage_tokens]
+        shots = "".join(f"Example {i}:\nDocument: {d}\nRelevant Query: {q}\n\n"
+                        for i, (d, q) in enumerate(self.EXAMPLES, 1))
+        passage = " ".join(self.tok.decode(ids).split())
+        return f"{shots}Example {len(self.EXAMPLES) + 1}:\nDocument: {passage}\nRelevant Query:"
+
+    def prefetch(self, passages: list[Passage]) -> None:
+        """Write the queries of ``passages`` in batches (left-padded greedy decoding)."""
         import torch
 
-        ids = self.tok(p.full, add_special_tokens=False)["input_ids"][: self.max_passage_tokens]
-        passage = self.tok.decode(ids)
-        msgs = [{"role": "user", "content": self.PROMPT.format(passage=passage)}]
-        if getattr(self.tok, "chat_template", None):
-            prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        else:
-            prompt = msgs[0]["content"] + "\nQuery:"
-        enc = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=True, top_p=0.9,
-                                      temperature=0.7, pad_token_id=self.tok.pad_token_id)
-        text = self.tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-        text = text.strip().splitlines()[0].strip().strip('"').strip() if text.strip() else ""
-        return re.sub(r"^(query|search query)\s*:\s*", "", text, flags=re.I)
+        todo = [p for p in passages if p.doc_id not in self._written]
+        side, self.tok.padding_side = self.tok.padding_side, "left"
+        try:
+            for i in range(0, len(todo), self.BATCH):
+                chunk = todo[i:i + self.BATCH]
+                enc = self.tok([self.prompt(p) for p in chunk], return_tensors="pt", padding=True,
+                               add_special_tokens=False)
+                with torch.no_grad():
+                    out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                              pad_token_id=self.tok.pad_token_id)
+                for p, row in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
+                    self._written[p.doc_id] = clean_query(self.tok.decode(row, skip_special_tokens=True))
+        finally:
+            self.tok.padding_side = side
+
+    def __call__(self, p: Passage, seed: int) -> str:
+        """The query of ``p`` (greedy: ``seed`` is not needed)."""
+        if p.doc_id not in self._written:
+            self.prefetch([p])
+        return self._written.pop(p.doc_id)
+
+
+def clean_query(text: str) -> str:
+    """The first line of a completion, without quotes or a leading "Query:"."""
+    text = text.strip().splitlines()[0].strip().strip('"').strip() if text.strip() else ""
+    return re.sub(r"^(relevant query|query|search query)\s*:\s*", "", text, flags=re.I)
 
 
 @dataclass
@@ -261,8 +292,11 @@ def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, 
     with open(out, mode) as fh:
         fh.truncate(good)
         fh.seek(good)
+        batch = getattr(writer, "BATCH", 1)
         for i, p in enumerate(chosen):
             if p.doc_id not in done:
+                if writer is not None and hasattr(writer, "prefetch") and i % batch == 0:
+                    writer.prefetch([q for q in chosen[i:i + batch] if q.doc_id not in done])
                 rows = maker.pairs(p)
                 for r in rows:
                     r["source_doc"] = p.doc_id
