@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def main():
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--sources", default="synthetic,qrels,both")
     ap.add_argument("--kinds", default="embedding", help=f"trained graders: {', '.join(KINDS)} (comma-separated)")
+    ap.add_argument("--pairs", help="synthetic pairs written by `lorag pairs` (default: title and inverse-cloze pairs "
+                                    "built from the corpus); rows and model folders are named by their query kinds")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
@@ -133,10 +136,15 @@ def main():
         fused("untrained embedding reranking BM25@100", rerank, encode_seconds=round(enc_s, 1))
     kinds = [k for k in args.kinds.split(",") if k]
     for source in [s for s in args.sources.split(",") if s]:
-        pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed)
+        from_file = args.pairs if source != "qrels" else None
+        pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=from_file, dataset=ds, seed=args.seed)
+        if from_file:  # e.g. "synthetic (generate, ict, title)": its own rows and folders
+            made = sorted({x.pair_id.split(":")[0] for x in pairs if not x.pair_id.startswith("train:")})
+            source = f"{source} ({', '.join(made)})"
         data = Dataset(f"{ds.name} [{source}]", pairs, [])
+        slug = re.sub(r"[^a-z0-9]+", "-", source).strip("-")  # the model folders' name
         if "embedding" in kinds:
-            folder = Path(args.models) / source
+            folder = Path(args.models) / slug
             cfg = EmbeddingConfig(out=str(folder), seed=args.seed, force=True)  # the bench owns its folders
             manifest = trained(folder, cfg, pairs, lambda: train_embedding(cfg, data, steps_printer(source)))
             model = SentenceTransformer(str(folder), device="cpu")
@@ -144,19 +152,19 @@ def main():
             fused(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=training(manifest, pairs))
             row(f"dense@100 (embedding trained on {source} pairs)", dense)
         if "reranker" in kinds:
-            folder = Path(args.models) / f"reranker-{source}"
+            folder = Path(args.models) / f"reranker-{slug}"
             cfg = RerankConfig(out=str(folder), seed=args.seed, max_rows=RERANKER_ROWS["bce"], force=True)
             manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {source}")))
             fused(f"cross-encoder trained on {source} pairs reranking BM25@100",
                   cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, pairs))
         if "distilled" in kinds:
-            teacher = Path(args.models) / source
+            teacher = Path(args.models) / slug
             ecfg = EmbeddingConfig(out=str(teacher), seed=args.seed, force=True)
             trained(teacher, ecfg, pairs, lambda: train_embedding(ecfg, data, steps_printer(source)))
             lo, hi = TEACHER_WINDOW  # the student's synthetic negatives: lorag train reranker --teacher's
             hard = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed,
                                 window=TEACHER_WINDOW)
-            folder = Path(args.models) / f"distilled-{source}-ranks-{lo + 1}-{hi}"
+            folder = Path(args.models) / f"distilled-{slug}-ranks-{lo + 1}-{hi}"
             cfg = RerankConfig(out=str(folder), seed=args.seed, loss="margin-mse", teacher=f"embedding:{teacher}",
                                max_rows=RERANKER_ROWS["margin-mse"], force=True)
             hard_data = Dataset(f"{ds.name} [{source}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
@@ -268,7 +276,7 @@ def table(result: dict) -> str:
 def _place(r: dict) -> tuple:
     """BM25, the untrained rows, then each source's trained rows (embedding before cross-encoder)."""
     s = r["system"]
-    source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} pairs" in s), 0)
+    source = next((i for i, n in enumerate(("synthetic", "qrels", "both"), 1) if f" on {n} " in s), 0)
     return (source, s != "BM25@100", "cross-encoder" in s, "distilled" in s, "dense@" in s, "RRF" in s)
 
 
