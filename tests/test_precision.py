@@ -275,7 +275,8 @@ def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
     assert result.exit_code == 3, result.output
     text = " ".join(result.output.split())
     assert "demo stopped after S1" in text and "weak adapter" in text and "steps/s" in text and "Fix:" in text
-    assert json.loads((out / "adapters" / "s1" / "manifest.json").read_text())["weak"] is True
+    s1 = json.loads((out / "adapters" / "s1" / "manifest.json").read_text())
+    assert s1["weak"] is True and s1["hyperparameters"]["target_auc"] == 0.9  # the demo asks S1 for 0.9
     assert not (out / "adapters" / "s2").exists() and not (out / "models" / "reranker").exists()
     assert "train s2" not in text and not (out / "report.json").exists()
     assert "train s1:" in result.output  # the plain progress line off a terminal
