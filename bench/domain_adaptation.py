@@ -75,7 +75,8 @@ def main():
     ap.add_argument("--sources", default="synthetic,qrels,both")
     ap.add_argument("--kinds", default="embedding", help=f"trained graders: {', '.join(KINDS)} (comma-separated)")
     ap.add_argument("--pairs", help="synthetic pairs written by `lorag pairs` (default: title and inverse-cloze pairs "
-                                    "built from the corpus); rows and model folders are named by their query kinds")
+                                    "built from the corpus); rows and model folders are named by their query kinds; "
+                                    "--kinds distilled still draws the student's negatives from corpus-built pairs")
     ap.add_argument("--models", default=str(ROOT / "runs" / "domain_adaptation"), help="trained models (reused when current)")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
@@ -138,38 +139,39 @@ def main():
     for source in [s for s in args.sources.split(",") if s]:
         from_file = args.pairs if source != "qrels" else None
         pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=from_file, dataset=ds, seed=args.seed)
-        if from_file:  # e.g. "synthetic (generate, ict, title)": its own rows and folders
+        label = source  # rows and model folders; with a pairs file e.g. "synthetic (generate, ict, title)"
+        if from_file:
             made = sorted({x.pair_id.split(":")[0] for x in pairs if not x.pair_id.startswith("train:")})
-            source = f"{source} ({', '.join(made)})"
-        data = Dataset(f"{ds.name} [{source}]", pairs, [])
-        slug = re.sub(r"[^a-z0-9]+", "-", source).strip("-")  # the model folders' name
+            label = f"{source} ({', '.join(made)})"
+        data = Dataset(f"{ds.name} [{label}]", pairs, [])
+        slug = re.sub(r"[^a-z0-9]+", "-", label).strip("-")
         if "embedding" in kinds:
             folder = Path(args.models) / slug
             cfg = EmbeddingConfig(out=str(folder), seed=args.seed, force=True)  # the bench owns its folders
-            manifest = trained(folder, cfg, pairs, lambda: train_embedding(cfg, data, steps_printer(source)))
+            manifest = trained(folder, cfg, pairs, lambda: train_embedding(cfg, data, steps_printer(label)))
             model = SentenceTransformer(str(folder), device="cpu")
             rerank, dense = cosine_rankings(model, ds, queries, cands)
-            fused(f"embedding trained on {source} pairs reranking BM25@100", rerank, training=training(manifest, pairs))
-            row(f"dense@100 (embedding trained on {source} pairs)", dense)
+            fused(f"embedding trained on {label} pairs reranking BM25@100", rerank, training=training(manifest, pairs))
+            row(f"dense@100 (embedding trained on {label} pairs)", dense)
         if "reranker" in kinds:
             folder = Path(args.models) / f"reranker-{slug}"
             cfg = RerankConfig(out=str(folder), seed=args.seed, max_rows=RERANKER_ROWS["bce"], force=True)
-            manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {source}")))
-            fused(f"cross-encoder trained on {source} pairs reranking BM25@100",
+            manifest = trained(folder, cfg, pairs, lambda: train_reranker(cfg, data, steps_printer(f"reranker {label}")))
+            fused(f"cross-encoder trained on {label} pairs reranking BM25@100",
                   cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, pairs))
         if "distilled" in kinds:
             teacher = Path(args.models) / slug
             ecfg = EmbeddingConfig(out=str(teacher), seed=args.seed, force=True)
-            trained(teacher, ecfg, pairs, lambda: train_embedding(ecfg, data, steps_printer(source)))
+            trained(teacher, ecfg, pairs, lambda: train_embedding(ecfg, data, steps_printer(label)))
             lo, hi = TEACHER_WINDOW  # the student's synthetic negatives: lorag train reranker --teacher's
             hard = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=None, dataset=ds, seed=args.seed,
                                 window=TEACHER_WINDOW)
             folder = Path(args.models) / f"distilled-{slug}-ranks-{lo + 1}-{hi}"
             cfg = RerankConfig(out=str(folder), seed=args.seed, loss="margin-mse", teacher=f"embedding:{teacher}",
                                max_rows=RERANKER_ROWS["margin-mse"], force=True)
-            hard_data = Dataset(f"{ds.name} [{source}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
-            manifest = trained(folder, cfg, hard, lambda: train_reranker(cfg, hard_data, steps_printer(f"distilled {source}")))
-            fused(f"cross-encoder distilled from the embedding trained on {source} pairs "
+            hard_data = Dataset(f"{ds.name} [{label}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
+            manifest = trained(folder, cfg, hard, lambda: train_reranker(cfg, hard_data, steps_printer(f"distilled {label}")))
+            fused(f"cross-encoder distilled from the embedding trained on {label} pairs "
                   f"(negatives from BM25 ranks {lo + 1}-{hi}) reranking BM25@100",
                   cross_encoder_rankings(str(folder), ds, queries, cands), training=training(manifest, hard))
 

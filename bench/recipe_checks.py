@@ -10,13 +10,13 @@ BM25 (RRF); per-query nDCG@10 kept for paired tests.
 
 Rows are appended to --out (JSON lines); bench/results.json "domain_adaptation_recipe_checks" has the
 runs and what they showed."""
+import argparse
 import json
-import sys
 import time
 
 import numpy as np
 from pathlib import Path
-from bench.domain_adaptation import cosine_rankings, MEASURES
+from bench.domain_adaptation import MEASURES, cosine_rankings, steps_printer
 from bench.s1_datasets import coerce
 from lorag_harness.data.beir import load_beir
 from lorag_harness.api.types import Dataset
@@ -27,10 +27,15 @@ from lorag_harness.trainers.recipe import recipe_pairs
 from sentence_transformers import SentenceTransformer
 from lorag_harness.backends.embedder import resolve_embedder
 
-OUT = "runs/recipe_checks.jsonl"
-DATA = "/work/shared/data/cisi"
-name, sets = sys.argv[1], dict(kv.split("=", 1) for kv in sys.argv[2:])
-data = sets.pop("data", DATA)
+ROOT = Path(__file__).resolve().parent.parent
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("name", help="untrained, path:DIR, or a name for the variant trained now")
+ap.add_argument("set", nargs="*", help="EmbeddingConfig overrides key=value; pairs=FILE, only=KIND[,KIND]")
+ap.add_argument("--data", default="/work/shared/data/cisi")
+ap.add_argument("--out", default=str(ROOT / "runs" / "recipe_checks.jsonl"))
+args = ap.parse_args()
+OUT, data = args.out, args.data
+name, sets = args.name, dict(kv.split("=", 1) for kv in args.set)
 ds = load_beir(data, {"seed": 13})
 sets_q = {"dev": ds.train_qrels, "eval": ds.qrels}
 out = {"name": name, "overrides": sets}
@@ -40,7 +45,7 @@ if name == "untrained":
 elif name.startswith("path:"):
     folder = name[5:]
 else:
-    folder = f"runs/recipe_checks/{name}"
+    folder = str(ROOT / "runs" / "recipe_checks" / name)
     pairs_file, only = sets.pop("pairs", None), sets.pop("only", None)
     pairs = recipe_pairs("synthetic", corpus=f"beir:{data}", pairs_file=pairs_file, dataset=ds, seed=13)
     if only:
@@ -49,7 +54,7 @@ else:
     print("pairs", len(pairs), Counter(x.provenance for x in pairs), flush=True)
     cfg = EmbeddingConfig(out=folder, seed=13, force=True, **{k: coerce(v) for k, v in sets.items()})
     m = train_embedding(cfg, Dataset("cisi [synthetic]", pairs, []),
-                        lambda s, t, l: print(f"  step {s}/{t} loss {l:.3f} {time.perf_counter()-t0:.0f}s", flush=True) if s % 10 == 0 else None)
+                        steps_printer(name))
     out["train"] = {"steps": m["metrics"]["steps"], "seconds": m["metrics"]["seconds"], "wall_s": round(time.perf_counter() - t0, 1),
                     "cpu_s": round(time.process_time() - c0, 1), "loss": [m["metrics"]["first_loss"], m["metrics"]["final_loss"]], "machine": m["machine"]}
 model = SentenceTransformer(str(folder), device="cpu")

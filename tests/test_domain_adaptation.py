@@ -182,11 +182,23 @@ def test_pairs_refuses_an_unwritable_out_before_reading_the_corpus(tmp_path):
 def test_query_writer_prompts_as_inpars_and_a_batch_writes_what_one_at_a_time_writes(corpus, tiny_model_dir):
     from lorag_harness.data.synthetic import QueryWriter, clean_query, read_passages
 
-    passages = read_passages(f"beir:{corpus}")[:5]
+    from lorag_harness.data.synthetic import Passage
+
+    passages = [Passage(f"d{i}", f"Title {i}", " ".join(["indexing of abstracts"] * (i + 1))) for i in range(4)]
+    passages += read_passages(f"beir:{corpus}")[:1]  # prompts of different lengths
     writer = QueryWriter(tiny_model_dir, max_new_tokens=6)
     prompt = writer.prompt(passages[0])
     assert prompt.count("Relevant Query:") == 4 and prompt.endswith("\nRelevant Query:")  # three examples, then it
     single = [writer(p, 0) for p in passages]
-    writer.prefetch(passages)  # left-padded, one batch: the same greedy queries
+    seen, generate = [], writer.model.generate
+
+    def spy(**kw):
+        seen.append(kw["attention_mask"])
+        return generate(**kw)
+
+    writer.model.generate = spy
+    writer.prefetch(passages)  # one batch of prompts of different lengths
+    mask = seen[0]
+    assert mask.shape[0] == 5 and bool(mask[:, -1].all()) and not bool(mask[:, 0].all())  # padded on the left
     assert [writer(p, 0) for p in passages] == single
     assert clean_query(' "Relevant Query: how are abstracts indexed?"\nExample 5:') == "how are abstracts indexed?"

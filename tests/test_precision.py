@@ -276,7 +276,7 @@ def test_demo_stops_at_a_weak_s1(tiny_model_dir, tmp_path, monkeypatch):
     text = " ".join(result.output.split())
     assert "demo stopped after S1" in text and "weak adapter" in text and "steps/s" in text and "Fix:" in text
     s1 = json.loads((out / "adapters" / "s1" / "manifest.json").read_text())
-    assert s1["weak"] is True and s1["hyperparameters"]["target_auc"] == 0.9  # the demo asks S1 for 0.9
+    assert s1["weak"] is True and s1["hyperparameters"]["target_auc"] is None  # --time-budget given: kept to
     assert not (out / "adapters" / "s2").exists() and not (out / "models" / "reranker").exists()
     assert "train s2" not in text and not (out / "report.json").exists()
     assert "train s1:" in result.output  # the plain progress line off a terminal
@@ -295,6 +295,7 @@ def test_demo_refused_by_the_budget_names_its_own_fixes_once(tiny_model_dir, tmp
     from lorag_harness.trainers.budget import BudgetTooSmall
 
     def refuse(cfg, dataset):
+        assert cfg.target_auc == 0.9 and cfg.time_budget_max == 900  # the demo's S1: room to reach 0.9
         raise BudgetTooSmall("s1: the 120 s time budget holds 6 steps at 95.8 s per step; a useful run needs 40. "
                              "Fix: --precision fp32; a bigger --time-budget (at least 71m here); a smaller --batch-size", {})
 

@@ -385,7 +385,7 @@ def test_explicit_bf16_where_it_is_slow_is_planned_from_a_float32_step_and_refus
     monkeypatch.setattr(precision, "autocast", spy)
     cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
                       max_doc_tokens=16, r=4, alpha=8, val_pairs=8, precision="bf16", time_budget=1.0)
-    with pytest.raises(BudgetTooSmall, match=r"estimated \(a float32 step x the probe's bf16 ratio\)") as info:
+    with pytest.raises(BudgetTooSmall, match=r"estimated from a float32 step x the probe's bf16 ratio") as info:
         train(cfg, r8_small)
     assert "--precision fp32 (bf16 measured 40x slower than fp32 here)" in str(info.value)
     assert "bf16" not in entered  # refused from the float32 estimate: no bf16 forward ran
@@ -397,12 +397,12 @@ def test_a_run_below_its_target_auc_goes_on_while_the_budget_and_epochs_allow(ti
     from lorag_harness.trainers import budget
     from lorag_harness.trainers.train import TrainConfig, train
 
-    # a slow machine's plan: the budget grows to hold the 4 minimum steps, up to an hour
-    monkeypatch.setattr(budget, "measure_rate", lambda *a, **k: {"train_s_per_token": 1.0 / 64,
+    # a slow machine's plan: the budget grows to hold the 4 minimum steps (~2,000 s), up to 3 hours
+    monkeypatch.setattr(budget, "measure_rate", lambda *a, **k: {"train_s_per_token": 100.0 / 64,
                                                                  "forward_s_per_token": 0.0, "probe_seconds": 0.0})
     lines = []
     common = dict(stage="s1", base_model=tiny_model_dir, quant="none", batch_size=4, max_doc_tokens=16, r=4, alpha=8,
-                  val_pairs=8, val_every=2, patience=0, time_budget=5.0, time_budget_max=3600.0, min_steps=4)
+                  val_pairs=8, val_every=2, patience=0, time_budget=5.0, time_budget_max=3 * 3600.0, min_steps=4)
     m = train(TrainConfig(out=str(tmp_path / "t"), target_auc=0.999, **common), r8_small, log=lines.append)
     cap = m["hyperparameters"]["steps_cap"]
     assert 4 < cap and m["metrics"]["steps_run"] == cap  # a tiny random model never ranks at 0.999: on to the cap
@@ -410,8 +410,13 @@ def test_a_run_below_its_target_auc_goes_on_while_the_budget_and_epochs_allow(ti
     assert any("is below the target 0.999 after 4 steps: 2 more steps" in line for line in lines)
     plain = train(TrainConfig(out=str(tmp_path / "p"), **common), r8_small)  # no target: the 4 planned steps
     assert plain["metrics"]["steps_run"] == 4 and plain["metrics"]["extended_at"] == []
-    for bad in (dict(stage="s2", target_auc=0.9), dict(target_auc=0.9, val_pairs=0), dict(target_auc=1.2)):
-        with pytest.raises(LoragError, match="target"):
+    # patience: a run that stopped improving is not extended; an extension logged is one run
+    m = train(TrainConfig(out=str(tmp_path / "q"), target_auc=0.999, **(common | {"patience": 2})), r8_small)
+    assert all(m["metrics"]["steps_run"] > e for e in m["metrics"]["extended_at"]), m["metrics"]
+    for bad, message in ((dict(stage="s2", target_auc=0.9), "stage s1 only"), (dict(target_auc=0.9, val_pairs=0), "--val-pairs"),
+                         (dict(target_auc=1.2), "between 0.5 and 1"),
+                         (dict(target_auc=0.9, time_budget=60.0), "--time-budget-max")):
+        with pytest.raises(LoragError, match=message):
             TrainConfig(**bad)
 
 

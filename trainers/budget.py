@@ -78,11 +78,9 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
         return out
     need = fixed + useful * per_step
     fixes = []
-    if used == "bf16":
-        probe = precision.probe()
-        if probe.get("faster") == "fp32":
-            ratio = probe.get("ratio")
-            fixes.append("--precision fp32" + (f" (bf16 measured {ratio:.0f}x slower than fp32 here)" if ratio else ""))
+    slower = precision.bf16_slowdown(used)
+    if slower:
+        fixes.append(f"--precision fp32 (bf16 measured {slower:.0f}x slower than fp32 here)")
     fixes += [f"a bigger --time-budget (at least {math.ceil(need / 60)}m here)",
               f"a smaller --batch-size (now {cfg.batch_size})"]
     if val_tokens:
@@ -99,4 +97,4 @@ def plan(cfg, cap: int, rate: dict, step_tokens: float, val_tokens: int, elapsed
 
 def how(rate: dict) -> str:
     """How the rate was found: measured, or estimated from a float32 step (bf16 where it is slow)."""
-    return "estimated (a float32 step x the probe's bf16 ratio)" if rate.get("estimated") else "measured"
+    return "estimated from a float32 step x the probe's bf16 ratio" if rate.get("estimated") else "measured"

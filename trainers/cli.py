@@ -46,6 +46,9 @@ def adapter_options(f):
         click.option("--time-budget", default=None,
                      help="Wall time for the training loop (90s, 10m, 1.5h): the step count is chosen to fit, "
                           "never above --steps or --epochs [quick s1: 10m; --steps or --epochs alone: no budget]"),
+        click.option("--time-budget-max", default=None,
+                     help="A budget too small for a useful run on this machine grows up to this (instead of being "
+                          "refused); with --target-auc, a run below the target goes on up to it [none]"),
         click.option("--objective", type=click.Choice(["token", "binary"]), default=None,
                      help="Stage s1: cross-entropy over the vocabulary, or over the ' true'/' false' logits only"),
         click.option("--batches", type=click.Choice(["length", "balanced", "document"]), default=None,
@@ -61,7 +64,7 @@ def adapter_options(f):
                      help="Validations without improvement before stopping early [4; 0: never]"),
         click.option("--target-auc", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=None,
                      help="Stage s1: a run whose best validation ROC-AUC is below this at its planned end goes on, "
-                          "--val-every steps at a time, while the time budget and the epochs allow (with --steps N: N) [none]"),
+                          "--val-every steps at a time, up to --time-budget-max and the epochs [none]"),
         click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
         click.option("--allow-weak", is_flag=True,
                      help=f"Exit 0 even when the run did not learn (default: exit {WEAK_EXIT})"),
@@ -87,6 +90,10 @@ def make_config(stage: str, o: dict):
         values["time_budget"] = parse_duration(o["time_budget"])
     elif o.get("steps") is not None or o.get("epochs") is not None:
         values.pop("time_budget", None)  # an explicit count is run in full
+    if o.get("time_budget_max") is not None:
+        values["time_budget_max"] = parse_duration(o["time_budget_max"], "--time-budget-max")
+        if not values.get("time_budget"):
+            raise LoragError("--time-budget-max needs a time budget to grow from: give --time-budget too")
     if o.get("loss", "masked") != "masked" and o.get("objective") is None:
         values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],

@@ -95,7 +95,8 @@ class Validator:
 def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tuple[float, float] | None,
             where: str = "validation", loss_counts: bool = True) -> list[str]:
     """Reasons a stage-1 run counts as weak (empty: it learned). ``loss_counts=False`` where a held-out
-    validation slice chose the saved state: the last steps' training loss is of other weights."""
+    validation slice judges the saved state: a 10-batch mean of the training loss is noisy evidence
+    beside held-out AUC with its interval."""
     reasons = []
     if loss_counts and prior > 0 and final_loss >= PRIOR_RATIO * prior:
         reasons.append(f"final loss {final_loss:.3f} did not go below the label prior's entropy {prior:.3f} "
@@ -109,7 +110,7 @@ def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tu
 
 def loss_note(final_loss: float, prior: float, best: dict) -> str | None:
     """A line for a validated run whose last steps' loss sat at the label prior (not a weak reason:
-    the saved state is the best validated one)."""
+    its validation judges it)."""
     if prior > 0 and final_loss >= PRIOR_RATIO * prior:
         return (f"the last 10 steps' binary loss {final_loss:.3f} is not below {PRIOR_RATIO} x the label prior's "
                 f"entropy {prior:.3f}; the adapter saved is the best validated state (step {best['step']}, "
@@ -117,13 +118,13 @@ def loss_note(final_loss: float, prior: float, best: dict) -> str | None:
     return None
 
 
-def parse_duration(text: str | float | None) -> float | None:
+def parse_duration(text: str | float | None, option: str = "--time-budget") -> float | None:
     """Seconds from '90s', '10m', '1.5h' or a bare number of seconds; one clear error otherwise."""
     if text is None or isinstance(text, (int, float)):
         if text is not None and (not math.isfinite(text) or text <= 0):
-            raise LoragError(f"--time-budget must be positive, not {text!r}")
+            raise LoragError(f"{option} must be positive, not {text!r}")
         return None if text is None else float(text)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text))
     if not m or float(m.group(1)) <= 0:
-        raise LoragError(f"--time-budget {text!r}: give a positive duration such as 90s, 10m or 1.5h")
+        raise LoragError(f"{option} {text!r}: give a positive duration such as 90s, 10m or 1.5h")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]

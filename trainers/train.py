@@ -62,7 +62,7 @@ class TrainConfig:
     val_pairs: int = 192  # stage s1: training pairs held out by document for validation (0: none)
     val_every: int = 20  # optimiser steps between validations
     patience: int = 4  # validations without improvement before stopping early (0: never)
-    target_auc: float | None = None  # stage s1: below it at the planned end, go on val_every steps at a time (budget, epochs allowing)
+    target_auc: float | None = None  # stage s1: below it at the planned end, go on val_every steps at a time up to time_budget_max
     time_budget: float | None = None  # seconds for the training loop: the step count is chosen to fit
     time_budget_max: float | None = None  # a budget too small for min_steps on this machine grows up to this
     min_steps: int = 0  # with time_budget_max: the steps the budget grows to hold (at least a useful run)
@@ -89,8 +89,13 @@ class TrainConfig:
             raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
         if self.target_auc is not None and not 0.5 < self.target_auc < 1:
             raise LoragError(f"target_auc must be between 0.5 and 1, not {self.target_auc!r}")
-        if self.target_auc is not None and (self.stage != "s1" or not self.val_pairs):
-            raise LoragError("--target-auc needs stage s1 with a validation slice (--val-pairs above 0)")
+        if self.target_auc is not None:
+            if self.stage != "s1":
+                raise LoragError("--target-auc is for stage s1 only (stage 2 has no validation slice)")
+            if not self.val_pairs:
+                raise LoragError("--target-auc needs a validation slice: --val-pairs above 0")
+            if not self.time_budget_max:
+                raise LoragError("--target-auc needs --time-budget-max: how long the run may go on to reach it")
         if self.prefix_cache and self.logits != "masked":
             raise LoragError("prefix_cache needs the masked logits")
 
@@ -128,10 +133,14 @@ def prepare_model(cfg: TrainConfig):
     return model
 
 
+UNSET_KEYLESS = ("target_auc",)  # options added later: unset, they leave the key of earlier adapters as it was
+
+
 def config_key(cfg: TrainConfig, pairs) -> str:
     """What an adapter depends on: stage, data, hyper-parameters and the adapter it starts from."""
     parent = lm.adapter_manifest(cfg.init_adapter).get("key")
-    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter", "force")}
+    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter", "force")
+             and not (k in UNSET_KEYLESS and v is None)}
     blob = json.dumps({"config": parts, "data": pairs_hash(pairs), "parent": parent,
                        "template": prompts.template_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -261,14 +270,14 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         steps = schedule.total = max(1, budget_plan["steps"])
         budget_s = budget_plan["budget_s"]
         grown = "grown_from" in budget_plan
-        if grown:  # a slow machine, held to its minimum steps: no decay to waste them
+        if grown or cfg.target_auc:  # held to its minimum steps, or it may go on: no decay to waste them
             schedule.kind = "constant"  # (a cosine decay over 40 steps left R8 at validation AUC 0.56)
         if log:
             val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
             grown = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
                      if budget_s != cfg.time_budget else "")
             log(f"{cfg.stage}: time budget {budget_s:.0f} s{grown}: ~{budget_plan['step_s']:.1f} s per step{val} "
-                f"{how(rate)} ({used}) → {steps} steps planned (the epochs limit allows {cap})")
+                f"{how(rate)}, {used} → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
         nonlocal best, best_state, stale, val_seconds
@@ -325,17 +334,19 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                 budget_s = cfg.time_budget_max  # (up to its maximum), they do not cut the run below them
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
-            if step == steps and cfg.target_auc and best["auc"] < cfg.target_auc and steps < cap:
+            if cfg.patience and stale >= cfg.patience and step < steps:
+                stopped = f"validation AUC did not improve for {cfg.patience} validations"
+            if step == steps and cfg.target_auc and best["auc"] < cfg.target_auc and steps < cap \
+                    and not (cfg.patience and stale >= cfg.patience):  # still improving
                 more = min(cap, steps + cfg.val_every)  # below the target at the planned end: more steps, if they fit
                 need = (more - step) * statistics.median(step_times[1:] or step_times) + val_seconds / len(curve)
-                if not cfg.time_budget or time.perf_counter() - start + need <= budget_s:
+                if time.perf_counter() - start + need <= cfg.time_budget_max:
                     extended.append(step)
                     if log:
                         log(f"{cfg.stage}: validation ROC-AUC {best['auc']:.3f} is below the target {cfg.target_auc} "
                             f"after {step} steps: {more - step} more steps")
                     steps = schedule.total = more
-            if cfg.patience and stale >= cfg.patience and step < steps:
-                stopped = f"validation AUC did not improve for {cfg.patience} validations"
+                    budget_s = cfg.time_budget_max
         # the last validation must fit too: stop when the budget cannot hold one more step and it
         last_val = val_seconds / len(curve) if validator else 0.0
         if cfg.time_budget and step < steps and \

@@ -190,7 +190,8 @@ def resolve(precision: str | None = "auto", device_type: str | None = None, opti
 
 def bf16_slowdown(used: str, device_type: str = "cpu") -> float | None:
     """How many times slower bf16 runs than fp32 on this CPU where ``used`` is bf16 and the probe measured
-    it at least twice as slow (an explicit --precision bf16 there); else None."""
+    it at least twice as slow (an explicit --precision bf16 there); else None (also when
+    LORAG_PRECISION_PROBE forces the answer: it carries no measured ratio)."""
     if used != "bf16" or device_type != "cpu":
         return None
     result = probe()

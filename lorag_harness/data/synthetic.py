@@ -118,6 +118,7 @@ class QueryWriter:
          "November 24, 1956.", "How large is the Canadian military?"),
     )
     BATCH = 8
+    PROMPT_VERSION = "inpars-v1"  # in a pairs file's .meta.json: a file the chat-prompt writer began is not resumed
 
     def __init__(self, model: str | None = None, max_new_tokens: int = 32, max_passage_tokens: int = 128):
         from lorag_harness.backends import lm
@@ -194,7 +195,8 @@ class PairOptions:
 
     def as_dict(self) -> dict:
         return {"kinds": list(self.kinds), "negatives": self.negatives, "window": list(self.window),
-                "round_trip_k": self.round_trip_k, "seed": self.seed, "generator": self.generator}
+                "round_trip_k": self.round_trip_k, "seed": self.seed, "generator": self.generator,
+                **({"prompt": QueryWriter.PROMPT_VERSION} if "generate" in self.kinds else {})}
 
 
 class PairMaker:
