@@ -37,6 +37,7 @@ from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval import first_stage as retrieval
 from lorag_harness.retrieval.fusion import rrf
 from lorag_harness.data.beir import load_beir
+from lorag_harness.data.synthetic import query_kind
 from lorag_harness.api.types import Dataset
 from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.backends.precision import machine
@@ -51,6 +52,13 @@ MEASURES = {"ndcg@10": ranking.STANDARD["ndcg@10"], "mrr@10": ranking.STANDARD["
 
 def encode(model, texts):
     return model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+
+
+def judged_candidates(ds, qrels: dict):
+    """The queries ``qrels`` judges some document relevant for, their qrels, and BM25's top 100 for each."""
+    queries = [q for q in ds.queries if any(g > 0 for g in qrels.get(q.query_id, {}).values())]
+    hits = retrieval.retrieve("bm25", ds, queries, 100)
+    return queries, {q.query_id: qrels[q.query_id] for q in queries}, {q: [d for d, _ in row] for q, row in hits.items()}
 
 
 def cosine_rankings(model, ds, queries, cands, corpus_vecs=None):
@@ -100,10 +108,7 @@ def main():
     from lorag_harness.backends.embedder import resolve_embedder
 
     ds = load_beir(args.data, {"seed": args.seed})
-    queries = [q for q in ds.queries if any(g > 0 for g in ds.qrels.get(q.query_id, {}).values())]
-    qrels = {q.query_id: ds.qrels[q.query_id] for q in queries}
-    hits = retrieval.retrieve("bm25", ds, queries, 100)
-    cands = {q: [d for d, _ in row] for q, row in hits.items()}
+    queries, qrels, cands = judged_candidates(ds, ds.qrels)
     out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries),
            "training_queries": len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
            "k": 100, "recipe": {k: v for k, v in vars(EmbeddingConfig(out="")).items() if k != "out"},
@@ -141,7 +146,7 @@ def main():
         pairs = recipe_pairs(source, corpus=f"beir:{args.data}", pairs_file=from_file, dataset=ds, seed=args.seed)
         label = source  # rows and model folders; with a pairs file e.g. "synthetic (generate, ict, title)"
         if from_file:
-            made = sorted({x.pair_id.split(":")[0] for x in pairs if not x.pair_id.startswith("train:")})
+            made = sorted({query_kind(x.pair_id) for x in pairs if not x.pair_id.startswith("train:")})
             label = f"{source} ({', '.join(made)})"
         data = Dataset(f"{ds.name} [{label}]", pairs, [])
         slug = re.sub(r"[^a-z0-9]+", "-", label).strip("-")

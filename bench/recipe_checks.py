@@ -16,11 +16,12 @@ import time
 
 import numpy as np
 from pathlib import Path
-from bench.domain_adaptation import MEASURES, cosine_rankings, steps_printer
+from bench.domain_adaptation import MEASURES, cosine_rankings, encode, judged_candidates, steps_printer
 from bench.s1_datasets import coerce
 from lorag_harness.data.beir import load_beir
 from lorag_harness.api.types import Dataset
-from lorag_harness.retrieval import first_stage as retrieval, metrics as ranking
+from lorag_harness.retrieval import metrics as ranking
+from lorag_harness.data.synthetic import query_kind
 from lorag_harness.retrieval.fusion import rrf
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
 from lorag_harness.trainers.recipe import recipe_pairs
@@ -37,8 +38,7 @@ args = ap.parse_args()
 OUT, data = args.out, args.data
 name, sets = args.name, dict(kv.split("=", 1) for kv in args.set)
 ds = load_beir(data, {"seed": 13})
-sets_q = {"dev": ds.train_qrels, "eval": ds.qrels}
-out = {"name": name, "overrides": sets}
+out = {"name": name, "overrides": dict(sets)}
 t0 = time.perf_counter(); c0 = time.process_time()
 if name == "untrained":
     folder = resolve_embedder(None)
@@ -49,22 +49,18 @@ else:
     pairs_file, only = sets.pop("pairs", None), sets.pop("only", None)
     pairs = recipe_pairs("synthetic", corpus=f"beir:{data}", pairs_file=pairs_file, dataset=ds, seed=13)
     if only:
-        pairs = [x for x in pairs if x.pair_id.split(":")[0] in only.split(",")]
+        pairs = [x for x in pairs if query_kind(x.pair_id) in only.split(",")]
     from collections import Counter
     print("pairs", len(pairs), Counter(x.provenance for x in pairs), flush=True)
     cfg = EmbeddingConfig(out=folder, seed=13, force=True, **{k: coerce(v) for k, v in sets.items()})
-    m = train_embedding(cfg, Dataset("cisi [synthetic]", pairs, []),
-                        steps_printer(name))
+    m = train_embedding(cfg, Dataset(f"{ds.name} [synthetic]", pairs, []), steps_printer(name))
     out["train"] = {"steps": m["metrics"]["steps"], "seconds": m["metrics"]["seconds"], "wall_s": round(time.perf_counter() - t0, 1),
                     "cpu_s": round(time.process_time() - c0, 1), "loss": [m["metrics"]["first_loss"], m["metrics"]["final_loss"]], "machine": m["machine"]}
 model = SentenceTransformer(str(folder), device="cpu")
-docs = model.encode([d.text for d in ds.corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-for split, qrels in sets_q.items():
-    qs = [q for q in ds.queries if any(g > 0 for g in qrels.get(q.query_id, {}).values())]
-    qr = {q.query_id: qrels[q.query_id] for q in qs}
-    hits = retrieval.retrieve("bm25", ds, qs, 100)
-    cands = {q: [d for d, _ in row] for q, row in hits.items()}
-    rerank, dense = cosine_rankings(model, ds, qs, cands, docs)
+docs = encode(model, [d.text for d in ds.corpus])  # once, for both query sets
+for split, qrels in {"dev": ds.train_qrels, "eval": ds.qrels}.items():
+    qs, qr, cands = judged_candidates(ds, qrels)
+    rerank, _ = cosine_rankings(model, ds, qs, cands, docs)
     for sysname, rk in (("bm25", cands), ("rerank", rerank), ("rrf", {q: rrf(r, cands[q]) for q, r in rerank.items()})):
         v = ranking.per_query(MEASURES, qr, rk)
         out[f"{split}_{sysname}"] = {m: round(float(np.mean(list(x.values()))), 4) for m, x in v.items()}

@@ -180,9 +180,7 @@ def test_pairs_refuses_an_unwritable_out_before_reading_the_corpus(tmp_path):
 
 
 def test_query_writer_prompts_as_inpars_and_a_batch_writes_what_one_at_a_time_writes(corpus, tiny_model_dir):
-    from lorag_harness.data.synthetic import QueryWriter, clean_query, read_passages
-
-    from lorag_harness.data.synthetic import Passage
+    from lorag_harness.data.synthetic import Passage, QueryWriter, clean_query, read_passages
 
     passages = [Passage(f"d{i}", f"Title {i}", " ".join(["indexing of abstracts"] * (i + 1))) for i in range(4)]
     passages += read_passages(f"beir:{corpus}")[:1]  # prompts of different lengths

@@ -151,8 +151,9 @@ def demo(profile, out_dir, retrain, extras, eval_pairs, train_pairs, positive_ra
         values = stage_values(stage)
         if stage == "s1":
             growth = {} if time_budget else DEMO_S1_GROWTH.get(profile, {})  # a budget given is kept to
-            values |= {"time_budget": s1_budget} | growth \
-                | (DEMO_S1_TARGET.get(profile, {}) if growth and values.get("val_pairs", 1) else {})  # room, validation
+            values |= {"time_budget": s1_budget} | growth
+            if growth and values.get("val_pairs", 1):  # a target needs room to grow and a validation slice
+                values |= DEMO_S1_TARGET.get(profile, {})
         cfg = TrainConfig(stage=stage, out=str(folder), base_model=base_model, init_adapter=str(init) if init else None,
                           seed=seed, force=True, **values)
         if not retrain and is_current(cfg, dataset.train_pairs):

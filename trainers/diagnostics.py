@@ -92,13 +92,18 @@ class Validator:
         return hanley_mcneil(auc, pos, len(self.labels) - pos)
 
 
+def at_prior(final_loss: float, prior: float) -> bool:
+    """The final loss did not go below PRIOR_RATIO x the label prior's entropy (what answering the prior costs)."""
+    return prior > 0 and final_loss >= PRIOR_RATIO * prior
+
+
 def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tuple[float, float] | None,
             where: str = "validation", loss_counts: bool = True) -> list[str]:
     """Reasons a stage-1 run counts as weak (empty: it learned). ``loss_counts=False`` where a held-out
     validation slice judges the saved state: a 10-batch mean of the training loss is noisy evidence
     beside held-out AUC with its interval."""
     reasons = []
-    if loss_counts and prior > 0 and final_loss >= PRIOR_RATIO * prior:
+    if loss_counts and at_prior(final_loss, prior):
         reasons.append(f"final loss {final_loss:.3f} did not go below the label prior's entropy {prior:.3f} "
                        "(what answering the class prior, not the pair, costs)")
     if val_auc is not None and (val_auc < WEAK_AUC or (interval and interval[0] <= 0.5)):
@@ -111,7 +116,7 @@ def verdict(final_loss: float, prior: float, val_auc: float | None, interval: tu
 def loss_note(final_loss: float, prior: float, best: dict) -> str | None:
     """A line for a validated run whose last steps' loss sat at the label prior (not a weak reason:
     its validation judges it)."""
-    if prior > 0 and final_loss >= PRIOR_RATIO * prior:
+    if at_prior(final_loss, prior):
         return (f"the last 10 steps' binary loss {final_loss:.3f} is not below {PRIOR_RATIO} x the label prior's "
                 f"entropy {prior:.3f}; the adapter saved is the best validated state (step {best['step']}, "
                 f"validation ROC-AUC {best['auc']:.3f})")

@@ -87,9 +87,9 @@ class TrainConfig:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
         if self.time_budget_max is not None and not (self.time_budget and self.time_budget_max >= self.time_budget):
             raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
-        if self.target_auc is not None and not 0.5 < self.target_auc < 1:
-            raise LoragError(f"target_auc must be between 0.5 and 1, not {self.target_auc!r}")
         if self.target_auc is not None:
+            if not 0.5 < self.target_auc < 1:
+                raise LoragError(f"target_auc must be between 0.5 and 1, not {self.target_auc!r}")
             if self.stage != "s1":
                 raise LoragError("--target-auc is for stage s1 only (stage 2 has no validation slice)")
             if not self.val_pairs:
@@ -274,9 +274,9 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             schedule.kind = "constant"  # (a cosine decay over 40 steps left R8 at validation AUC 0.56)
         if log:
             val = f", ~{budget_plan['validation_s']:.0f} s per validation" if validator else ""
-            grown = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
-                     if budget_s != cfg.time_budget else "")
-            log(f"{cfg.stage}: time budget {budget_s:.0f} s{grown}: ~{budget_plan['step_s']:.1f} s per step{val} "
+            why = (f" (grown from {cfg.time_budget:.0f} s: this machine needs it for {steps} steps)"
+                   if grown else "")
+            log(f"{cfg.stage}: time budget {budget_s:.0f} s{why}: ~{budget_plan['step_s']:.1f} s per step{val} "
                 f"{how(rate)}, {used} → {steps} steps planned (the epochs limit allows {cap})")
 
     def validate(step: int) -> float:
@@ -334,10 +334,10 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
                 budget_s = cfg.time_budget_max  # (up to its maximum), they do not cut the run below them
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)
-            if cfg.patience and stale >= cfg.patience and step < steps:
+            tired = cfg.patience and stale >= cfg.patience  # no improvement for `patience` validations
+            if tired and step < steps:
                 stopped = f"validation AUC did not improve for {cfg.patience} validations"
-            if step == steps and cfg.target_auc and best["auc"] < cfg.target_auc and steps < cap \
-                    and not (cfg.patience and stale >= cfg.patience):  # still improving
+            if step == steps and cfg.target_auc and best["auc"] < cfg.target_auc and steps < cap and not tired:
                 more = min(cap, steps + cfg.val_every)  # below the target at the planned end: more steps, if they fit
                 need = (more - step) * statistics.median(step_times[1:] or step_times) + val_seconds / len(curve)
                 if time.perf_counter() - start + need <= cfg.time_budget_max:

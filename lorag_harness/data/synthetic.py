@@ -117,6 +117,7 @@ class QueryWriter:
         ("The Canadian Armed Forces. 1 The first large-scale Canadian peacekeeping mission started in Egypt on "
          "November 24, 1956.", "How large is the Canadian military?"),
     )
+    SHOTS = "".join(f"Example {i}:\nDocument: {d}\nRelevant Query: {q}\n\n" for i, (d, q) in enumerate(EXAMPLES, 1))
     BATCH = 8
     PROMPT_VERSION = "inpars-v1"  # in a pairs file's .meta.json: a file the chat-prompt writer began is not resumed
 
@@ -132,10 +133,8 @@ class QueryWriter:
 
     def prompt(self, p: Passage) -> str:
         ids = self.tok(p.full, add_special_tokens=False)["input_ids"][: self.max_passage_tokens]
-        shots = "".join(f"Example {i}:\nDocument: {d}\nRelevant Query: {q}\n\n"
-                        for i, (d, q) in enumerate(self.EXAMPLES, 1))
         passage = " ".join(self.tok.decode(ids).split())
-        return f"{shots}Example {len(self.EXAMPLES) + 1}:\nDocument: {passage}\nRelevant Query:"
+        return f"{self.SHOTS}Example {len(self.EXAMPLES) + 1}:\nDocument: {passage}\nRelevant Query:"
 
     def prefetch(self, passages: list[Passage]) -> None:
         """Write the queries of ``passages`` in batches (left-padded greedy decoding)."""
@@ -237,7 +236,7 @@ class PairMaker:
                 how, ranked = kind, None
             query, positive = made
             ranked = ranked if ranked is not None else self._ranked(query)
-            qid = f"{kind}:{p.doc_id}"
+            qid = f"{kind}:{p.doc_id}"  # pair ids start with the query kind: query_kind()
             rows.append({"query": query, "document": positive, "label": True, "pair_id": f"{qid}:{p.doc_id}",
                          "doc_id": p.doc_id, "provenance": how})
             for d, drawn in neg.draw(ranked, {p.doc_id}, self.opts.negatives, rng, self.ids, self.window):
@@ -250,6 +249,11 @@ class PairMaker:
         if not hasattr(self, "_rows"):
             self._rows = {d: i for i, d in enumerate(self.ids)}
         return self._rows[doc_id]
+
+
+def query_kind(pair_id: str) -> str:
+    """The pseudo-query kind (title, ict, generate) of a pair ``PairMaker`` wrote."""
+    return pair_id.split(":", 1)[0]
 
 
 def done_documents(out: Path) -> tuple[set[str], int]:
