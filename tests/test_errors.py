@@ -536,3 +536,15 @@ def test_a_bad_option_value_is_one_line(args, option, command):
     assert result.exit_code == 2 and len(lines) == 1
     assert lines[0].startswith("error: Invalid value for") and option in lines[0] and "Usage:" not in result.output
     assert lines[0].endswith(f"(lorag {command} --help)")
+
+
+def test_a_bad_generator_or_budget_maximum_is_one_line_naming_its_option(tmp_path):
+    # the query writer's model is checked before the corpus is read (the corpus here does not exist either)
+    line = one_line_error(run("pairs", str(tmp_path / "no-corpus.jsonl"), "--out", str(tmp_path / "p.jsonl"),
+                              "--queries", "generate", "--generator", str(tmp_path / "nowhere")))
+    assert f"--generator {tmp_path / 'nowhere'}: no such folder" in line
+    # below the quick profile's 10-minute budget, which the user did not give
+    line = one_line_error(run("train", "s1", "--out", str(tmp_path / "s1"), "--time-budget-max", "5m"))
+    assert "--time-budget-max (300 s) must be at least the time budget (600 s; --time-budget sets it)" in line
+    line = one_line_error(run("train", "s1", "--out", str(tmp_path / "s1"), "--steps", "4", "--time-budget-max", "5m"))
+    assert "--time-budget-max needs a time budget to grow from" in line

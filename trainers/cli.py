@@ -9,7 +9,7 @@ import click
 
 from lorag_harness.cli.options import apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
-from lorag_harness.evaluation.preflight import check_output
+from lorag_harness.evaluation.preflight import check_base_model, check_output
 from lorag_harness.hookspecs import hookimpl
 
 from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
@@ -92,8 +92,6 @@ def make_config(stage: str, o: dict):
         values.pop("time_budget", None)  # an explicit count is run in full
     if o.get("time_budget_max") is not None:
         values["time_budget_max"] = parse_duration(o["time_budget_max"], "--time-budget-max")
-        if not values.get("time_budget"):
-            raise LoragError("--time-budget-max needs a time budget to grow from: give --time-budget too")
     if o.get("loss", "masked") != "masked" and o.get("objective") is None:
         values.pop("objective", None)  # the binary objective needs the masked loss; --loss full/weighted: token
     return TrainConfig(stage=stage, out=o["out"], base_model=o["base_model"], init_adapter=o["init_adapter"],
@@ -319,6 +317,8 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
     if target.is_dir():
         raise LoragError(f"--out {out}: is a folder, not a file")
     check_output(out, "--out")  # writable, before the corpus is read
+    if "generate" in opts.kinds:  # the query writer's model, before the corpus is read
+        check_base_model(generator, "--generator")
     passages = read_passages(corpus)
     only = None
     if max_docs and max_docs < len(passages):

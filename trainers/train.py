@@ -85,8 +85,12 @@ class TrainConfig:
                 raise LoragError(f"{key} must be at least 1, not {getattr(self, key)}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise LoragError(f"time_budget must be a positive number of seconds, not {self.time_budget!r}")
-        if self.time_budget_max is not None and not (self.time_budget and self.time_budget_max >= self.time_budget):
-            raise LoragError(f"time_budget_max must be at least time_budget, not {self.time_budget_max!r}")
+        if self.time_budget_max is not None:
+            if not self.time_budget:
+                raise LoragError("--time-budget-max needs a time budget to grow from: give --time-budget too")
+            if self.time_budget_max < self.time_budget:
+                raise LoragError(f"--time-budget-max ({self.time_budget_max:g} s) must be at least the time budget "
+                                 f"({self.time_budget:g} s; --time-budget sets it)")
         if self.target_auc is not None:
             if not 0.5 < self.target_auc < 1:
                 raise LoragError(f"target_auc must be between 0.5 and 1, not {self.target_auc!r}")

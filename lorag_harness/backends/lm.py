@@ -89,10 +89,12 @@ def model_errors(name: str | None, option: str = "--base-model"):
         raise LoragError(f"{option} {name or DEFAULT_MODEL}: could not load the model ({first})") from e
 
 
-def load_tokenizer(name_or_path: str | None = None):
+def load_tokenizer(name_or_path: str | None = None, option: str = "--base-model"):
+    """The model's tokenizer, left-padded (batched generation), with a pad token; ``option`` names the
+    model in a loading error."""
     from transformers import AutoTokenizer
 
-    with model_errors(name_or_path):
+    with model_errors(name_or_path, option):
         tok = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
     tok.padding_side = "left"
     if tok.pad_token is None:
@@ -101,7 +103,7 @@ def load_tokenizer(name_or_path: str | None = None):
 
 
 def load_model(name_or_path: str | None = None, adapter: str | None = None, quant: str | None = None,
-               merge: bool = False):
+               merge: bool = False, option: str = "--base-model"):
     """Load the causal LM in float32 (or NF4 with ``quant="nf4"``), optionally with a peft adapter;
     ``merge`` folds a float adapter into the weights (inference only: no per-layer LoRA matmuls).
     ``quant="bf16"`` loads float32 weights too: its matmuls run in bfloat16 under ``compute()``."""
@@ -114,7 +116,7 @@ def load_model(name_or_path: str | None = None, adapter: str | None = None, quan
         kwargs.update(quantization_config=nf4_config(), device_map="cpu" if not torch.cuda.is_available() else "auto")
     elif quant not in FLOAT_WEIGHTS:
         raise LoragError(f"unknown quantisation {quant!r}: use 'nf4', 'bf16' or 'none'")
-    with model_errors(name_or_path):
+    with model_errors(name_or_path, option):
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if adapter:
         from peft import PeftModel

@@ -125,9 +125,8 @@ class QueryWriter:
         from lorag_harness.backends import lm
 
         self.name = model or "base"
-        self.tok = lm.load_tokenizer(model)
-        self.model = lm.load_model(model)
-        self.model.eval()
+        self.tok = lm.load_tokenizer(model, "--generator")  # left-padded: a batch ends where its prompts end
+        self.model = lm.load_model(model, option="--generator")
         self.max_new_tokens, self.max_passage_tokens = max_new_tokens, max_passage_tokens
         self._written: dict[str, str] = {}
 
@@ -146,20 +145,15 @@ class QueryWriter:
         # the prompt's forward is most of the work: the batch precision this CPU measured faster
         device = self.model.device.type
         compute = precision.autocast(precision.resolve("auto", device, warn=False), device)
-        side, self.tok.padding_side = self.tok.padding_side, "left"
-        try:
-            for i in range(0, len(todo), self.BATCH):
-                chunk = todo[i:i + self.BATCH]
-                enc = self.tok([self.prompt(p) for p in chunk], return_tensors="pt", padding=True,
-                               add_special_tokens=False)
-                with torch.no_grad(), compute:
-                    out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                              pad_token_id=self.tok.pad_token_id, stop_strings=["\n"],
-                                              tokenizer=self.tok)  # a query is one line
-                for p, row in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
-                    self._written[p.doc_id] = clean_query(self.tok.decode(row, skip_special_tokens=True))
-        finally:
-            self.tok.padding_side = side
+        for i in range(0, len(todo), self.BATCH):
+            chunk = todo[i:i + self.BATCH]
+            enc = self.tok([self.prompt(p) for p in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad(), compute:
+                out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                          pad_token_id=self.tok.pad_token_id, stop_strings=["\n"],
+                                          tokenizer=self.tok)  # a query is one line
+            for p, row in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
+                self._written[p.doc_id] = clean_query(self.tok.decode(row, skip_special_tokens=True))
 
     def __call__(self, p: Passage, seed: int) -> str:
         """The query of ``p`` (greedy: ``seed`` is not needed)."""
