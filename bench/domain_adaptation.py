@@ -20,7 +20,7 @@ pairs; ``--kinds distilled`` the cross-encoder distilled (``--teacher``, MarginM
 trained on the same pairs (trained first if missing): with ``synthetic``, no judgment is used by the
 teacher or the student. Training wall time and CPU seconds are recorded with the machine.
 ``--retest`` recomputes the paired tests of the saved rows from MODELS/per_query.json (no model runs).
-Results: bench/results.json under "domain_adaptation"."""
+Results: bench/results.json under "domain_adaptation" (``--all-queries``: "domain_adaptation_all_queries")."""
 from __future__ import annotations
 
 import argparse
@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--table", action="store_true", help="print the markdown table of the saved results and exit")
     ap.add_argument("--retest", action="store_true",
                     help="recompute the saved rows' paired tests from MODELS/per_query.json and exit")
+    ap.add_argument("--all-queries", action="store_true",
+                    help="evaluate on every judged query, the training share included (more power); only with "
+                         "--sources synthetic, which uses no judgment; results under domain_adaptation_all_queries")
     ap.add_argument("--skip-baselines", action="store_true",
                     help="reuse the baseline rows' per-query values saved by an earlier run (MODELS/per_query.json)")
     args = ap.parse_args()
@@ -97,23 +100,26 @@ def main():
         unknown = [v for v in given.split(",") if v and v not in allowed]
         if unknown:  # before any encoding or training
             ap.error(f"{option}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    if args.all_queries and set(args.sources.split(",")) - {"synthetic", ""}:
+        ap.error("--all-queries evaluates on the training queries too: only --sources synthetic can use it")
+    section = "domain_adaptation_all_queries" if args.all_queries else "domain_adaptation"
+    saved = Path(args.models) / ("per_query_all.json" if args.all_queries else "per_query.json")
     if args.table:
-        print(table(json.loads(Path(args.results).read_text())["domain_adaptation"]["results"]))
+        print(table(json.loads(Path(args.results).read_text())[section]["results"]))
         return
     if args.retest:
-        retest(Path(args.models) / "per_query.json", args.results)
+        retest(saved, args.results, section)
         return
     from sentence_transformers import SentenceTransformer
 
     from lorag_harness.backends.embedder import resolve_embedder
 
     ds = load_beir(args.data, {"seed": args.seed})
-    queries, qrels, cands = judged_candidates(ds, ds.qrels)
+    queries, qrels, cands = judged_candidates(ds, {**ds.qrels, **ds.train_qrels} if args.all_queries else ds.qrels)
     out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries),
-           "training_queries": len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
+           "training_queries": 0 if args.all_queries else len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
            "k": 100, "recipe": {k: v for k, v in vars(EmbeddingConfig(out="")).items() if k != "out"},
            "machine": machine("fp32"), "rows": []}
-    saved = Path(args.models) / "per_query.json"
     per_query = json.loads(saved.read_text()) if args.skip_baselines and saved.is_file() else {}
 
     def fused(system, rankings, **extra):
@@ -130,7 +136,7 @@ def main():
              **extra, **paired_tests(system, per_query, [q.query_id for q in queries])}
         out["rows"].append(r)
         print(json.dumps(r), flush=True)
-        update_rows("domain_adaptation", out, args.results)
+        update_rows(section, out, args.results)
 
     row("BM25@100", cands)
     if not (args.skip_baselines and {"untrained embedding reranking BM25@100", "untrained embedding + RRF with BM25@100"} <= set(per_query)):
@@ -202,7 +208,7 @@ def paired_tests(system: str, per_query: dict, queries: list[str]) -> dict:
     return out
 
 
-def retest(saved: Path, results: str) -> None:
+def retest(saved: Path, results: str, section: str = "domain_adaptation") -> None:
     """The saved rows' paired tests again, from their per-query values (rows without them are kept as they are)."""
     from bench.results_file import update
 
@@ -215,7 +221,7 @@ def retest(saved: Path, results: str) -> None:
                 r.update(paired_tests(r["system"], per_query, queries))
                 print(json.dumps({k: v for k, v in r.items() if k != "training"}), flush=True)
 
-    update("domain_adaptation", change=change, path=results)
+    update(section, change=change, path=results)
 
 
 def steps_printer(what: str):

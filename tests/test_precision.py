@@ -356,6 +356,29 @@ def test_the_machine_record_names_isa_caps_and_the_decoding_precision(monkeypatc
     assert len({plain_key, mkl_key, precision.machine_key()}) == 3
 
 
+def test_the_machine_record_names_a_cgroup_cpu_quota_the_smallest_along_the_path(tmp_path, monkeypatch):
+    v1 = tmp_path / "v1"
+    for folder, quota in ((v1 / "cpu", "-1"), (v1 / "cpu" / "ci", "300000"), (v1 / "cpu" / "ci" / "job", "130000")):
+        folder.mkdir(parents=True)
+        (folder / "cpu.cfs_quota_us").write_text(quota + "\n")
+        (folder / "cpu.cfs_period_us").write_text("100000\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text("5:memory:/ci/job\n4:cpu:/ci/job\n")
+    assert precision.cpu_quota(str(v1), str(proc)) == 1.3
+    proc.write_text("4:cpu:/\n")  # the root: no limit
+    assert precision.cpu_quota(str(v1), str(proc)) is None
+    v2 = tmp_path / "v2"
+    (v2 / "runner").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "runner" / "cpu.max").write_text("150000 100000\n")
+    proc.write_text("0::/runner\n")
+    assert precision.cpu_quota(str(v2), str(proc)) == 1.5
+    assert precision.cpu_quota(str(v2), str(tmp_path / "missing")) is None
+    monkeypatch.setattr(precision, "cpu_quota", lambda: 1.26)
+    info = precision.machine("fp32")
+    assert info["cpu_quota"] == 1.26 and "a CPU quota of 1.26" in precision.describe(info)
+
+
 def test_a_cached_probe_without_the_decoding_shape_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.delenv(precision.PROBE_ENV, raising=False)
     monkeypatch.setenv("LORAG_CACHE_DIR", str(tmp_path))

@@ -352,15 +352,17 @@ def slow_machine(monkeypatch, train_s_per_token: float) -> None:
                                                                  "forward_s_per_token": 0.0, "probe_seconds": 0.0})
 
 
-def test_a_grown_budget_keeps_its_minimum_steps_when_steps_run_slower_than_the_probe(tiny_model_dir, r8_small,
-                                                                                       tmp_path, monkeypatch):
+@pytest.mark.parametrize("refit", [6, 30])
+def test_a_grown_budget_runs_its_minimum_steps_whatever_the_steps_cost_after_the_probe(tiny_model_dir, r8_small,
+                                                                                         tmp_path, monkeypatch, refit):
     from lorag_harness.trainers import train as train_module
     from lorag_harness.trainers.train import TrainConfig, train
 
     # the probe measures a slow machine (the budget grows to hold 9 steps); the first steps then run
-    # slower still, so the re-plan would cut the run to 6: a grown run keeps its 9
+    # slower (the re-plan would cut the run to 6) or faster (it would fill the grown budget with 30,
+    # beyond the user's own budget): a grown run runs its 9
     slow_machine(monkeypatch, 1.0 / 64)
-    monkeypatch.setattr(train_module, "budget_steps", lambda *a, **k: 6)
+    monkeypatch.setattr(train_module, "budget_steps", lambda *a, **k: refit)
     cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
                       max_doc_tokens=16, r=4, alpha=8, val_pairs=0, time_budget=5.0, time_budget_max=3600.0,
                       min_steps=9)

@@ -72,6 +72,50 @@ def isa_limits() -> dict[str, str]:
     return {k: os.environ[k] for k in ISA_LIMITS if os.environ.get(k)}
 
 
+def cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:
+    """The CPUs a cgroup limit gives this process (``docker --cpus``, a CI runner's share), the smallest
+    along its cgroup path (v1 ``cpu.cfs_quota_us``, v2 ``cpu.max``); None when nothing limits it."""
+    from pathlib import Path
+
+    try:
+        lines = Path(proc).read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # cgroup v2
+            base, read = Path(root), _v2_limit
+        elif "cpu" in controllers.split(","):
+            base = next((Path(root, n) for n in (controllers, "cpu", "cpu,cpuacct") if Path(root, n).is_dir()), None)
+            read = _v1_limit
+        else:
+            continue
+        if base is None:
+            continue
+        parts = [p for p in path.strip().split("/") if p]
+        for depth in range(len(parts) + 1):  # the cgroup and each ancestor up to the mount's root
+            limit = read(base.joinpath(*parts[:depth]))
+            if limit is not None:
+                limits.append(limit)
+    return round(min(limits), 2) if limits else None
+
+
+def _v1_limit(folder) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def _v2_limit(folder) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = (folder / "cpu.max").read_text().split()[:2]
+        return int(quota) / int(period) if quota != "max" and int(period) > 0 else None
+    return None
+
+
 def machine_key() -> str:
     """What the probe's answer depends on: CPU model, torch version, its CPU capability, the ISA caps."""
     import torch
@@ -215,7 +259,8 @@ def autocast(precision: str, device_type: str = "cpu"):
 
 
 def machine(precision: str | None = None, decode: str | None = None) -> dict:
-    """The machine a timing was measured on: CPU model, torch's CPU capability, cores, torch version,
+    """The machine a timing was measured on: CPU model, torch's CPU capability, cores (and a cgroup's
+    CPU quota, if one limits them), torch version,
     the precision used (``decode``: that of generated text, where it differs) and the GPU, if any; for
     manifests, reports and bench/results.json."""
     import torch
@@ -228,6 +273,9 @@ def machine(precision: str | None = None, decode: str | None = None) -> dict:
         info["precision"] = precision
     if decode is not None and decode != precision:
         info["precision_decode"] = decode
+    quota = cpu_quota()
+    if quota is not None:
+        info["cpu_quota"] = quota
     limits = isa_limits()
     if limits:
         info["isa_limits"] = limits
@@ -239,6 +287,8 @@ def machine(precision: str | None = None, decode: str | None = None) -> dict:
 def describe(info: dict) -> str:
     """One line for a printed timing: 'Intel Xeon … (AVX512, 2 cores, torch 2.x, fp32)'."""
     bits = [info.get("cpu_capability"), f"{info.get('cores')} cores", f"torch {info.get('torch')}"]
+    if info.get("cpu_quota") is not None:
+        bits.insert(2, f"a CPU quota of {info['cpu_quota']:g}")
     if info.get("precision"):
         bits.append(info["precision"] + (f" (decoding {info['precision_decode']})" if info.get("precision_decode") else ""))
     if info.get("load_average") is not None:
