@@ -128,5 +128,5 @@ def quiet_libraries(debug: bool = False) -> None:
         hf_logging.disable_progress_bar()
     import logging
 
-    for name in ("sentence_transformers", "peft", "accelerate"):
+    for name in ("sentence_transformers", "peft", "accelerate", "bitsandbytes"):  # bnb: a missing optional kernel
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -124,6 +124,26 @@ def test_train_embedding_writes_a_folder_the_embedding_grader_loads(corpus, tmp_
     assert not (abs(a - b) < 1e-6).all()
 
 
+def test_train_embedding_saves_the_weight_space_average_with_its_base(corpus, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    base = tiny_sentence_model(tmp_path)
+    common = ["train", "embedding", "--corpus", f"beir:{corpus}", "--from", base, "--steps", "3", "--batch-size", "4",
+              "--lr", "1e-3"]
+    assert run(*common, "--out", tmp_path / "full", "--tuned-share", "1").exit_code == 0
+    r = run(*common, "--out", tmp_path / "half")  # the default: half the fine-tuned weights, half the base's
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "half" / "manifest.json").read_text())["hyper"]["tuned_share"] == 0.5
+    start, full, half = (SentenceTransformer(str(f), device="cpu").state_dict() for f in (base, tmp_path / "full",
+                                                                                          tmp_path / "half"))
+    moved = [k for k in full if full[k].is_floating_point() and not torch.equal(full[k], start[k])]
+    assert moved  # same seed, same steps: the halfway model lies halfway between the base and the full one
+    for k in moved:
+        assert torch.allclose(half[k], (full[k] + start[k]) / 2, atol=1e-6)
+    bad = run(*common, "--out", tmp_path / "bad", "--tuned-share", "0")
+    assert bad.exit_code == 2 and "--tuned-share" in bad.output and not (tmp_path / "bad").exists()
+
+
 def test_train_embedding_needs_pairs(tmp_path):
     r = run("train", "embedding", "--out", tmp_path / "emb")
     assert r.exit_code == 2 and "--corpus" in r.output

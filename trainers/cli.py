@@ -247,6 +247,9 @@ def cls(**o):
               help="Grader spec (openai: judges too): distil its score margins (MarginMSE) instead of the labels")
 @click.option("--max-rows", type=click.IntRange(min=2), default=1536, show_default=True,
               help="Training rows: every judged one, then a seeded sample of the synthetic ones")
+@click.option("--tuned-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
+              help="The fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT); 1 saves "
+                   "them as trained")
 @click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)")
 def embedding(**o):
     """Fine-tune the embedder on in-domain pairs (grade with -g embedding:OUT)."""
@@ -254,8 +257,8 @@ def embedding(**o):
 
     cfg = EmbeddingConfig(out=o["out"], base_model=o["base_model"], epochs=o["epochs"], steps=o["steps"],
                           batch_size=o["batch_size"], lr=o["lr"], max_length=o["max_length"],
-                          negatives=not o["no_negatives"], max_rows=o["max_rows"], teacher=o["teacher"], seed=o["seed"],
-                          force=o["force"])
+                          negatives=not o["no_negatives"], max_rows=o["max_rows"], teacher=o["teacher"],
+                          tuned_share=o["tuned_share"], seed=o["seed"], force=o["force"])
     cfg.check()
     if cfg.teacher:
         from .teacher import check_teacher

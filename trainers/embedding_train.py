@@ -35,6 +35,9 @@ class EmbeddingConfig:
     negatives: bool = True  # each row also carries one of the pair's own negatives
     max_rows: int | None = 1536  # judged rows first, then a seeded sample of the synthetic ones (time on 2 CPU cores)
     teacher: str | None = None  # a grader spec: MarginMSE on its score margins instead of the labels
+    # the fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT's weight-space
+    # ensemble, Wortsman et al. 2022); 1.0 saves the weights as trained
+    tuned_share: float = 0.5
     seed: int = 13
     force: bool = False  # replace what --out holds (another model or run); not part of the key
 
@@ -45,6 +48,8 @@ class EmbeddingConfig:
         if self.batch_size < 2:
             raise LoragError("--batch-size must be >= 2 (the other rows of a batch are the in-batch negatives)")
         check_schedule(self)
+        if not 0.0 < self.tuned_share <= 1.0:
+            raise LoragError(f"--tuned-share must be in (0, 1], not {self.tuned_share}")
         if self.teacher is not None and not self.negatives:
             raise LoragError("--teacher distils score margins between a positive and a negative: drop --no-negatives")
 
@@ -104,6 +109,8 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
             warnings.simplefilter("ignore")
             trainer.train()
         seconds = time.perf_counter() - start
+    if cfg.tuned_share < 1.0:
+        interpolate_with_base(model, base_path(cfg), cfg.tuned_share)
     model.max_seq_length = encode_length  # graded with the base model's length
     (out / "manifest.json").unlink(missing_ok=True)
     model.save(str(out))
@@ -119,3 +126,19 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     }
     write_manifest(out, manifest)
     return manifest
+
+
+def interpolate_with_base(model, base: str, share: float) -> None:
+    """Each floating-point weight becomes ``share`` x fine-tuned + (1 - share) x base, in place."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = SentenceTransformer(base, device="cpu").state_dict()
+    tuned = model.state_dict()
+    if set(start) != set(tuned):
+        raise LoragError("--tuned-share: the trained model's weights do not match its base model's; use --tuned-share 1")
+    with torch.no_grad():
+        model.load_state_dict({k: share * v + (1 - share) * start[k] if v.is_floating_point() else v
+                               for k, v in tuned.items()})
