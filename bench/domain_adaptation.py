@@ -100,10 +100,13 @@ def main():
         unknown = [v for v in given.split(",") if v and v not in allowed]
         if unknown:  # before any encoding or training
             ap.error(f"{option}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
-    if args.all_queries and set(args.sources.split(",")) - {"synthetic", ""}:
+    if args.all_queries and not (args.table or args.retest) and set(args.sources.split(",")) - {"synthetic", ""}:
         ap.error("--all-queries evaluates on the training queries too: only --sources synthetic can use it")
     section = "domain_adaptation_all_queries" if args.all_queries else "domain_adaptation"
     saved = Path(args.models) / ("per_query_all.json" if args.all_queries else "per_query.json")
+    if args.table or args.retest:
+        if section not in json.loads(Path(args.results).read_text()) or (args.retest and not saved.is_file()):
+            ap.error(f"no saved {section} results in {args.results} and {saved}: run the bench first")
     if args.table:
         print(table(json.loads(Path(args.results).read_text())[section]["results"]))
         return
@@ -117,7 +120,8 @@ def main():
     ds = load_beir(args.data, {"seed": args.seed})
     queries, qrels, cands = judged_candidates(ds, {**ds.qrels, **ds.train_qrels} if args.all_queries else ds.qrels)
     out = {"dataset": ds.name, "directory": args.data, "evaluation_queries": len(queries),
-           "training_queries": 0 if args.all_queries else len(ds.train_qrels), "train_source": ds.train_source, "seed": args.seed,
+           "training_queries": len(ds.train_qrels), "evaluated_on_training_queries": args.all_queries,
+           "train_source": ds.train_source, "seed": args.seed,
            "k": 100, "recipe": {k: v for k, v in vars(EmbeddingConfig(out="")).items() if k != "out"},
            "machine": machine("fp32"), "rows": []}
     per_query = json.loads(saved.read_text()) if args.skip_baselines and saved.is_file() else {}
@@ -242,6 +246,7 @@ def training(manifest: dict, pairs) -> dict:
     return {"pairs": dict(Counter(p.provenance or "unknown" for p in pairs)), "rows": m["rows"], "steps": m["steps"], "seconds": m["seconds"],
             **({"cpu_seconds": m["cpu_seconds"]} if "cpu_seconds" in m else {}),
             **({"teacher": manifest["teacher"]} if manifest.get("teacher") else {}),
+            "tuned_share": manifest.get("hyper", {}).get("tuned_share", 1.0),  # models saved before the option: as trained
             "loss": [round(m["first_loss"], 3), round(m["final_loss"], 3)], "machine": manifest["machine"]}
 
 

@@ -130,8 +130,8 @@ def test_train_embedding_saves_the_weight_space_average_with_its_base(corpus, tm
     base = tiny_sentence_model(tmp_path)
     common = ["train", "embedding", "--corpus", f"beir:{corpus}", "--from", base, "--steps", "3", "--batch-size", "4",
               "--lr", "1e-3"]
-    assert run(*common, "--out", tmp_path / "full", "--tuned-share", "1").exit_code == 0
-    r = run(*common, "--out", tmp_path / "half")  # the default: half the fine-tuned weights, half the base's
+    assert run(*common, "--out", tmp_path / "full").exit_code == 0  # the default: the weights as trained
+    r = run(*common, "--out", tmp_path / "half", "--tuned-share", "0.5")  # half fine-tuned, half the base's
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "half" / "manifest.json").read_text())["hyper"]["tuned_share"] == 0.5
     start, full, half = (SentenceTransformer(str(f), device="cpu").state_dict() for f in (base, tmp_path / "full",

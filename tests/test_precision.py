@@ -357,6 +357,7 @@ def test_the_machine_record_names_isa_caps_and_the_decoding_precision(monkeypatc
 
 
 def test_the_machine_record_names_a_cgroup_cpu_quota_the_smallest_along_the_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)  # 4 usable cores
     v1 = tmp_path / "v1"
     for folder, quota in ((v1 / "cpu", "-1"), (v1 / "cpu" / "ci", "300000"), (v1 / "cpu" / "ci" / "job", "130000")):
         folder.mkdir(parents=True)
@@ -374,6 +375,8 @@ def test_the_machine_record_names_a_cgroup_cpu_quota_the_smallest_along_the_path
     proc.write_text("0::/runner\n")
     assert precision.cpu_quota(str(v2), str(proc)) == 1.5
     assert precision.cpu_quota(str(v2), str(tmp_path / "missing")) is None
+    (v2 / "runner" / "cpu.max").write_text("600000 100000\n")  # 6 CPUs of 4 usable cores: nothing limits it
+    assert precision.cpu_quota(str(v2), str(proc)) is None
     monkeypatch.setattr(precision, "cpu_quota", lambda: 1.26)
     info = precision.machine("fp32")
     assert info["cpu_quota"] == 1.26 and "a CPU quota of 1.26" in precision.describe(info)

@@ -353,21 +353,26 @@ def slow_machine(monkeypatch, train_s_per_token: float) -> None:
 
 
 @pytest.mark.parametrize("refit", [6, 30])
-def test_a_grown_budget_runs_its_minimum_steps_whatever_the_steps_cost_after_the_probe(tiny_model_dir, r8_small,
-                                                                                         tmp_path, monkeypatch, refit):
+@pytest.mark.parametrize("min_steps", [0, 9])
+def test_a_grown_budget_runs_the_steps_it_grew_for_whatever_they_cost_after_the_probe(tiny_model_dir, r8_small,
+                                                                                        tmp_path, monkeypatch, refit,
+                                                                                        min_steps):
     from lorag_harness.trainers import train as train_module
     from lorag_harness.trainers.train import TrainConfig, train
 
-    # the probe measures a slow machine (the budget grows to hold 9 steps); the first steps then run
-    # slower (the re-plan would cut the run to 6) or faster (it would fill the grown budget with 30,
-    # beyond the user's own budget): a grown run runs its 9
+    # the probe measures a slow machine: the budget grows to hold a useful run (min_steps 0, as `lorag
+    # train s1` sets it) or the demo's min_steps; the first steps then run slower (the re-plan would
+    # cut the run to 6) or faster (it would fill the grown budget with 30, beyond the user's own
+    # budget): a grown run runs the steps it grew for
     slow_machine(monkeypatch, 1.0 / 64)
     monkeypatch.setattr(train_module, "budget_steps", lambda *a, **k: refit)
     cfg = TrainConfig(stage="s1", out=str(tmp_path / "s1"), base_model=tiny_model_dir, quant="none", batch_size=4,
                       max_doc_tokens=16, r=4, alpha=8, val_pairs=0, time_budget=5.0, time_budget_max=3600.0,
-                      min_steps=9)
+                      min_steps=min_steps)
     m = train(cfg, r8_small)
-    assert m["budget"]["grown_from"] == 5.0 and m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == 9
+    planned = m["budget"]["steps"]
+    assert planned >= max(min_steps, m["budget"]["useful"]) > 6 and planned not in (6, 30)
+    assert m["budget"]["grown_from"] == 5.0 and m["metrics"]["steps_run"] == m["hyperparameters"]["steps"] == planned
 
 
 def test_explicit_bf16_where_it_is_slow_is_planned_from_a_float32_step_and_refused_before_any_bf16_step(

@@ -247,9 +247,9 @@ def cls(**o):
               help="Grader spec (openai: judges too): distil its score margins (MarginMSE) instead of the labels")
 @click.option("--max-rows", type=click.IntRange(min=2), default=1536, show_default=True,
               help="Training rows: every judged one, then a seeded sample of the synthetic ones")
-@click.option("--tuned-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.5, show_default=True,
-              help="The fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT); 1 saves "
-                   "them as trained")
+@click.option("--tuned-share", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
+              help="The fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT weight "
+                   "averaging); 1 saves them as trained")
 @click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)")
 def embedding(**o):
     """Fine-tune the embedder on in-domain pairs (grade with -g embedding:OUT)."""

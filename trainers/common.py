@@ -52,9 +52,14 @@ def check_schedule(cfg) -> None:
         raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
 
 
+# options added later, at the value that reproduces the earlier behaviour: no new key for earlier models
+KEYLESS_DEFAULTS = {("tuned_share", 1.0)}
+
+
 def config_key(cfg, pairs) -> str:
     """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
-    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")},
+    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")
+                                  and (k, v) not in KEYLESS_DEFAULTS},
                        "data": pairs_hash(pairs)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

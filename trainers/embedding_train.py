@@ -37,7 +37,7 @@ class EmbeddingConfig:
     teacher: str | None = None  # a grader spec: MarginMSE on its score margins instead of the labels
     # the fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT's weight-space
     # ensemble, Wortsman et al. 2022); 1.0 saves the weights as trained
-    tuned_share: float = 0.5
+    tuned_share: float = 1.0
     seed: int = 13
     force: bool = False  # replace what --out holds (another model or run); not part of the key
 
@@ -92,6 +92,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     if cfg.teacher:
         for r, m in zip(rows, teacher_margins(cfg.teacher, rows, dataset)[0]):
             r["label"] = float(m)
+    start_weights = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.tuned_share < 1.0 else {}
     data = HFDataset.from_list(rows).shuffle(seed=cfg.seed)
     steps = cfg.steps or max(1, int(np.ceil(cfg.epochs * len(data) / cfg.batch_size)))
     report, log = loss_callback(steps, progress)
@@ -110,7 +111,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
             trainer.train()
         seconds = time.perf_counter() - start
     if cfg.tuned_share < 1.0:
-        interpolate_with_base(model, base_path(cfg), cfg.tuned_share)
+        interpolate(model, start_weights, cfg.tuned_share)
     model.max_seq_length = encode_length  # graded with the base model's length
     (out / "manifest.json").unlink(missing_ok=True)
     model.save(str(out))
@@ -128,17 +129,10 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     return manifest
 
 
-def interpolate_with_base(model, base: str, share: float) -> None:
-    """Each floating-point weight becomes ``share`` x fine-tuned + (1 - share) x base, in place."""
+def interpolate(model, start: dict, share: float) -> None:
+    """Each floating-point weight becomes ``share`` x fine-tuned + (1 - share) x its value in ``start``, in place."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = SentenceTransformer(base, device="cpu").state_dict()
-    tuned = model.state_dict()
-    if set(start) != set(tuned):
-        raise LoragError("--tuned-share: the trained model's weights do not match its base model's; use --tuned-share 1")
     with torch.no_grad():
         model.load_state_dict({k: share * v + (1 - share) * start[k] if v.is_floating_point() else v
-                               for k, v in tuned.items()})
+                               for k, v in model.state_dict().items()})

@@ -333,8 +333,8 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
             steps = schedule.total = budget_steps(cfg, cap, step_times, val_seconds / max(1, len(curve)),
                                                   time.perf_counter() - start, step_tokens,
                                                   cfg.grad_accum * sum(planned) / len(planned), budget_s)
-            if grown:  # grown to hold min_steps, it runs them: slower steps than the probe's stretch the budget
-                steps = schedule.total = min(cap, cfg.min_steps)  # (up to its maximum), faster ones end it sooner
+            if grown:  # grown to hold the plan's steps, it runs them: slower steps than the probe's stretch the
+                steps = schedule.total = budget_plan["steps"]  # budget (up to its maximum), faster ones end it sooner
                 budget_s = cfg.time_budget_max  # (the user's budget was smaller; --target-auc may still add steps)
         if validator and (step % cfg.val_every == 0 or step == steps):
             val_auc = validate(step)

@@ -93,12 +93,13 @@ def cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> 
             continue
         if base is None:
             continue
-        parts = [p for p in path.strip().split("/") if p]
+        parts = [p for p in path.strip().split("/") if p and p != ".."]
         for depth in range(len(parts) + 1):  # the cgroup and each ancestor up to the mount's root
             limit = read(base.joinpath(*parts[:depth]))
             if limit is not None:
                 limits.append(limit)
-    return round(min(limits), 2) if limits else None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return round(min(limits), 2) if limits and min(limits) < usable else None  # at or above the cores: no limit
 
 
 def _v1_limit(folder) -> float | None:
