@@ -185,6 +185,9 @@ def main():
             cfg = RerankConfig(out=str(folder), seed=args.seed, loss="margin-mse", teacher=f"embedding:{teacher}",
                                max_rows=RERANKER_ROWS["margin-mse"], force=True)
             hard_data = Dataset(f"{ds.name} [{label}, negatives: BM25 ranks {lo + 1}-{hi}]", hard, [])
+            student = folder / "manifest.json"  # its key names the teacher's folder, not its weights:
+            if student.is_file() and (teacher / "manifest.json").stat().st_mtime > student.stat().st_mtime:
+                student.unlink()  # a teacher trained since the student learnt from it: train the student again
             manifest = trained(folder, cfg, hard, lambda: train_reranker(cfg, hard_data, steps_printer(f"distilled {label}")))
             fused(f"cross-encoder distilled from the embedding trained on {label} pairs "
                   f"(negatives from BM25 ranks {lo + 1}-{hi}) reranking BM25@100",
