@@ -105,10 +105,11 @@ def main():
     section = "domain_adaptation_all_queries" if args.all_queries else "domain_adaptation"
     saved = Path(args.models) / ("per_query_all.json" if args.all_queries else "per_query.json")
     if args.table or args.retest:
-        if section not in json.loads(Path(args.results).read_text()) or (args.retest and not saved.is_file()):
+        stored = json.loads(Path(args.results).read_text()) if Path(args.results).is_file() else {}
+        if section not in stored or (args.retest and not saved.is_file()):
             ap.error(f"no saved {section} results in {args.results} and {saved}: run the bench first")
     if args.table:
-        print(table(json.loads(Path(args.results).read_text())[section]["results"]))
+        print(table(stored[section]["results"]))
         return
     if args.retest:
         retest(saved, args.results, section)

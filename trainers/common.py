@@ -52,15 +52,20 @@ def check_schedule(cfg) -> None:
         raise LoragError("--epochs and --lr must be > 0 and --warmup in [0, 1)")
 
 
-# options added later, at the value that reproduces the earlier behaviour: no new key for earlier models
-KEYLESS_DEFAULTS = {("tuned_share", 1.0)}
+# options added later, at the value that reproduces earlier runs: left out of the key, so models
+# trained before them keep theirs
+KEYLESS_DEFAULTS = {"target_auc": None, "tuned_share": 1.0}
+
+
+def keyed_config(cfg, skip: tuple[str, ...] = ("out", "force")) -> dict:
+    """The config fields a trained model's key covers."""
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in skip and not (k in KEYLESS_DEFAULTS and v == KEYLESS_DEFAULTS[k])}
 
 
 def config_key(cfg, pairs) -> str:
     """Everything a trained model depends on: hyper-parameters and the labelled training pairs."""
-    blob = json.dumps({"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "force")
-                                  and (k, v) not in KEYLESS_DEFAULTS},
-                       "data": pairs_hash(pairs)}, sort_keys=True)
+    blob = json.dumps({"config": keyed_config(cfg), "data": pairs_hash(pairs)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -20,6 +20,7 @@ from lorag_harness.data.validation import require_both_labels
 
 from .batching import balance, balanced_batches, collate, document_batches, length_batches
 from .calibrate import calibrate, youden_threshold
+from .common import keyed_config
 from .diagnostics import Validator, loss_note, prior_entropy, split_by_document, verdict
 from .examples import build_examples
 from .loss import full_logits_loss, masked_loss, value_ce
@@ -137,14 +138,10 @@ def prepare_model(cfg: TrainConfig):
     return model
 
 
-UNSET_KEYLESS = ("target_auc",)  # options added later: unset, they leave the key of earlier adapters as it was
-
-
 def config_key(cfg: TrainConfig, pairs) -> str:
     """What an adapter depends on: stage, data, hyper-parameters and the adapter it starts from."""
     parent = lm.adapter_manifest(cfg.init_adapter).get("key")
-    parts = {k: v for k, v in asdict(cfg).items() if k not in ("out", "init_adapter", "force")
-             and not (k in UNSET_KEYLESS and v is None)}
+    parts = keyed_config(cfg, ("out", "init_adapter", "force"))
     blob = json.dumps({"config": parts, "data": pairs_hash(pairs), "parent": parent,
                        "template": prompts.template_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
