@@ -82,6 +82,9 @@ def load_cls(folder: str, base_model: str | None = None):
     path = Path(folder)
     if not path.is_dir():
         raise LoragError(f"{folder}: no such cls model folder")
+    from lorag_harness.evaluation.preflight import check_model_kind
+
+    check_model_kind(path, ("cls",), f"grader cls:{folder}")
     manifest = read_manifest(path, folder)
     is_adapter = (path / "adapter_config.json").is_file()
     if not is_adapter and not (path / "config.json").is_file():

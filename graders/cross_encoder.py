@@ -139,6 +139,10 @@ class CrossEncoderGrader(ThresholdedGrader):
         self.bf16 = bf16 if bf16 is not None else resolve(precision, "cpu") == "bf16"
         self.spec, self.batch_size = model, batch_size
         folder = local_model_folder(model)
+        if folder is not None:
+            from lorag_harness.evaluation.preflight import check_model_kind
+
+            check_model_kind(folder, ("cross-encoder",), f"grader cross-encoder:{model}")
         self.model = self.load(model, max_length)
         self.max_length = self.model.max_seq_length
         if folder is None:  # a hub id: hash the files of the snapshot it resolved to

@@ -202,3 +202,13 @@ def test_without_topics_only_labelled_negatives_are_mined(tiny_bert):
     rows = {r["query"]: r for r in mine_hard_negatives(pairs, 5, embedder=tiny_bert)}
     assert sorted(rows["oil prices"]["docs"][1:]) == ["bank rates", "wheat crop"]
     assert rows["rates"]["docs"][1:] == ["opec output"]  # "crude rose" is unlabelled for this query: never a negative
+
+
+def test_a_diverged_run_stops_with_one_line_and_saves_nothing(tiny_bert, tmp_path, r8_small):
+    from lorag_harness.trainers.rerank_train import RerankConfig, train_reranker
+
+    out = tmp_path / "nan"  # a positive weight of nan makes every loss nan: the model must not be saved as trained
+    cfg = RerankConfig(out=str(out), base_model=tiny_bert, steps=2, batch_size=8, pos_weight=float("nan"))
+    with pytest.raises(LoragError, match="training diverged: the loss was nan at step 1"):
+        train_reranker(cfg, Dataset("r8", r8_small.train_pairs, r8_small.eval_pairs))
+    assert not (out / "manifest.json").exists() and not (out / "model.safetensors").exists()

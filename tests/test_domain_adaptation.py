@@ -70,6 +70,32 @@ def test_pairs_resume_after_a_kill_and_refuse_other_options(corpus, tmp_path):
     assert run("pairs", f"beir:{corpus}", "--out", out, "--negatives", "3", "--overwrite").exit_code == 0
 
 
+def test_pairs_resume_redoes_a_passage_whose_rows_were_cut_on_a_line_boundary(corpus, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    assert run("pairs", f"beir:{corpus}", "--out", out, "--negatives", "2").exit_code == 0
+    full = out.read_text()
+    lines = full.splitlines(keepends=True)
+    cut = next(i for i in range(1, len(lines)) if json.loads(lines[i])["source_doc"] == json.loads(lines[i - 1])["source_doc"]
+               and i > len(lines) // 2)  # inside a passage's block, after a whole line (a full disk, a kill mid-write)
+    out.write_text("".join(lines[:cut]))
+    r = run("pairs", f"beir:{corpus}", "--out", out, "--negatives", "2")
+    assert r.exit_code == 0 and "resumed" in r.output, r.output
+    assert out.read_text() == full
+
+
+def test_pairs_never_write_over_the_corpus_and_refuse_a_run_that_makes_none(corpus, tmp_path):
+    before = (corpus / "corpus.jsonl").read_text()
+    for out in (corpus / "corpus.jsonl", tmp_path / ".." / tmp_path.name / "c" / "corpus.jsonl"):
+        r = run("pairs", f"beir:{corpus}", "--out", out, "--overwrite")
+        assert r.exit_code == 2 and "is the corpus being read" in r.output, r.output
+    assert (corpus / "corpus.jsonl").read_text() == before
+    passages = tmp_path / "p.txt"  # no titles, and one short sentence a passage: neither kind can make a pair
+    passages.write_text("Apples grow on trees.\nWhales swim in the sea.\n")
+    r = run("pairs", passages, "--out", tmp_path / "none.jsonl")
+    assert r.exit_code == 2 and "no pairs from its 2 passages" in r.output and "--queries title needs a title" in r.output
+    assert not (tmp_path / "none.jsonl").exists()
+
+
 def test_pairs_from_a_plain_passages_file_and_bad_options(tmp_path):
     passages = tmp_path / "p.txt"
     passages.write_text("".join(body + "\n" for _, body in DOCS.values()))
@@ -149,6 +175,17 @@ def test_train_embedding_needs_pairs(tmp_path):
     assert r.exit_code == 2 and "--corpus" in r.output
 
 
+@pytest.mark.parametrize("bad", [{"query": None}, {"document": ["a", "list"]}, {"query": "  "}])
+def test_a_pairs_file_row_without_text_is_refused_by_line_before_training(tmp_path, bad):
+    good = {"query": "apples", "document": "Apples grow on trees in the orchard.", "label": True}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in (good, good | {"label": False}, good | bad)))
+    r = run("train", "embedding", "--pairs", pairs, "--out", tmp_path / "emb")
+    field = next(iter(bad))
+    assert r.exit_code == 2 and f"pairs.jsonl:3: field '{field}' must be a non-empty string" in r.output, r.output
+    assert not (tmp_path / "emb").exists()
+
+
 def test_train_reranker_from_synthetic_pairs(corpus, tmp_path):
     from conftest import make_tiny_bert
 
@@ -162,21 +199,22 @@ def test_train_reranker_from_synthetic_pairs(corpus, tmp_path):
     assert manifest["metrics"]["training_pairs"] > 16 and "[synthetic]" in manifest["dataset"]
 
 
-def test_generated_queries_pass_the_round_trip_filter(corpus, tmp_path, tiny_model_dir):
-    from lorag_harness.data.synthetic import read_passages
-    from lorag_harness.retrieval.first_stage import BM25
+def test_generated_queries_pass_the_round_trip_filter(corpus, tmp_path):
+    from lorag_harness.data.synthetic import PairOptions, read_passages, write_pairs
+
+    class Writer:  # a question from its passage for even documents, one no passage answers for odd ones
+        name = "fake"
+
+        def __call__(self, p, seed):
+            return p.text.split(".")[0] if int(p.doc_id[1:]) % 2 == 0 else "zebra quantum saxophone?"
 
     out = tmp_path / "gen.jsonl"
-    r = run("pairs", f"beir:{corpus}", "--out", out, "--queries", "generate", "--generator", tiny_model_dir,
-            "--max-docs", "6", "--round-trip-k", "3")
-    assert r.exit_code == 0, r.output
-    passages = read_passages(f"beir:{corpus}")
-    index = BM25([p.full for p in passages])
-    for g in rows(out):
-        assert g["provenance"] in (f"generate:{tiny_model_dir}",) or not g["label"]
-        if g["label"]:
-            top = [passages[i].doc_id for i, _ in index.search([g["query"]], 3)[0]]
-            assert g["doc_id"] in top
+    counts = write_pairs(read_passages(f"beir:{corpus}"), out, PairOptions(kinds=("generate",), round_trip_k=3),
+                         writer=Writer())
+    kept = [g for g in rows(out) if g["label"]]
+    assert kept and {g["provenance"] for g in kept} == {"generate:fake"}
+    assert all(int(g["doc_id"][1:]) % 2 == 0 for g in kept)  # the odd ones' questions did not come back
+    assert counts["without_pairs"] >= len(DOCS) // 2
 
 
 def test_train_embedding_distils_a_teacher_graders_margins(corpus, tmp_path):

@@ -548,3 +548,26 @@ def test_a_bad_generator_or_budget_maximum_is_one_line_naming_its_option(tmp_pat
     assert "--time-budget-max (300 s) must be at least the time budget (600 s; --time-budget sets it)" in line
     line = one_line_error(run("train", "s1", "--out", str(tmp_path / "s1"), "--steps", "4", "--time-budget-max", "5m"))
     assert "--time-budget-max needs a time budget to grow from" in line
+
+
+@pytest.mark.parametrize("args", [("train", "reranker", "--pos-weight", "nan"), ("train", "embedding", "--lr", "nan"),
+                                  ("train", "s1", "--epochs", "inf"), ("bench", "--positive-rate", "nan"),
+                                  ("demo", "--positive-rate", "-inf")])
+def test_a_float_option_that_is_not_a_finite_number_is_refused_before_work(tmp_path, args):
+    r = run(*args, "--out" if args[0] == "train" else "--seed", tmp_path / "m" if args[0] == "train" else 1)
+    assert "is not a finite number" in one_line_error(r)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kind, spec, loads_with", [("embedding", "cross-encoder", "embedding"),
+                                                     ("cross-encoder", "embedding", "cross-encoder"),
+                                                     ("cross-encoder", "s1", "cross-encoder"),
+                                                     ("s1-adapter", "cls", "s1")])
+def test_a_model_folder_of_another_kind_is_refused_with_the_grader_that_loads_it(tmp_path, pairs_file, kind, spec,
+                                                                                   loads_with):
+    folder = tmp_path / "model"  # what `lorag train` writes beside any model: its kind in manifest.json
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "manifest.json").write_text(json.dumps({"kind": kind, "key": "k"}))
+    line = one_line_error(run("bench", "-d", f"jsonl:{pairs_file}", "-t", "s1-relevance", "-g", f"{spec}:{folder}"))
+    assert f"holds a model of kind '{kind}'" in line and f"-g {loads_with}:{folder}" in line

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from lorag_harness.cli.options import apply, base_model_option, precision_option
+from lorag_harness.cli.options import Finite, apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
 from lorag_harness.evaluation.preflight import check_base_model, check_output
 from lorag_harness.hookspecs import hookimpl
@@ -26,19 +26,19 @@ def adapter_options(f):
         click.option("--from", "init_adapter", default=None, help="Adapter to start from (stage s2: the S1 adapter)"),
         click.option("--out", required=True, help="Adapter folder to write"),
         click.option("--loss", type=click.Choice(["masked", "full", "weighted"]), default="masked", show_default=True),
-        click.option("--weight", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True, help="With --loss weighted"),
+        click.option("--weight", type=Finite(min=0, min_open=True), default=5.0, show_default=True, help="With --loss weighted"),
         click.option("--quant", type=click.Choice(["auto", "nf4", "none"]), default="auto", show_default=True,
                      help="auto: nf4 on CUDA, plain LoRA on CPU"),
         click.option("--profile", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE, show_default=True,
                      help="Preset hyper-parameters (options below override them)"),
         click.option("--steps", type=click.IntRange(min=1), default=None,
                      help="Default: what fits the profile's time budget, at most its epochs (quick s1: 10m, 2 epochs)"),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None),
+        click.option("--epochs", type=Finite(min=0, min_open=True), default=None),
         click.option("--batch-size", type=click.IntRange(min=1), default=None),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=None),
         click.option("--r", "r", type=click.IntRange(min=1), default=None),
         click.option("--alpha", type=click.IntRange(min=1), default=None),
-        click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None),
+        click.option("--dropout", type=Finite(0, 1, max_open=True), default=None),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=None),
         click.option("--balance", type=click.Choice(["none", "over", "under"]), default=None),
         click.option("--calibration-pairs", type=click.IntRange(min=0), default=None,
@@ -62,7 +62,7 @@ def adapter_options(f):
         click.option("--val-every", type=click.IntRange(min=1), default=None, help="Steps between validations [20]"),
         click.option("--patience", type=click.IntRange(min=0), default=None,
                      help="Validations without improvement before stopping early [4; 0: never]"),
-        click.option("--target-auc", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=None,
+        click.option("--target-auc", type=Finite(0.5, 1, min_open=True, max_open=True), default=None,
                      help="Stage s1: a run whose best validation ROC-AUC is below this at its planned end goes on, "
                           "--val-every steps at a time, up to --time-budget-max and the epochs [none]"),
         click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)"),
@@ -114,12 +114,12 @@ def reranker_options(f):
                      help="Training rows: every judged one, then a seeded sample of the others "
                           f"[with --corpus/--pairs/--pairs-from: {RERANKER_ROWS['bce']} pairs, {RERANKER_ROWS['margin-mse']} "
                           "rows with --teacher (about 15 minutes on 2 cores); else all]"),
-        click.option("--pos-weight", type=click.FloatRange(min=0, min_open=True), default=None, help="bce: weight of positives [negatives/positives]"),
+        click.option("--pos-weight", type=Finite(min=0, min_open=True), default=None, help="bce: weight of positives [negatives/positives]"),
         click.option("--negatives", type=click.IntRange(min=1), default=4, show_default=True, help="Listwise: hard negatives per positive"),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
+        click.option("--epochs", type=Finite(min=0, min_open=True), default=1.0, show_default=True),
         click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
         click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=1e-4, show_default=True),
         click.option("--max-length", type=click.IntRange(min=1), default=128, show_default=True, help="Tokens of query + document"),
         click.option("--lora", is_flag=True, help="Train LoRA adapters (and the head) only; merged when saved"),
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
@@ -143,10 +143,10 @@ def cls_options(f):
                      help="over: repeat positives; under: drop negatives; both: meet half-way"),
         click.option("--class-weight/--no-class-weight", default=True, show_default=True,
                      help="Weighted cross-entropy (weights from the class counts after balancing)"),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True),
+        click.option("--epochs", type=Finite(min=0, min_open=True), default=1.0, show_default=True),
         click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs"),
         click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=None, help="Default by mode: lora 3e-4, full 3e-5, head 1e-3"),
         click.option("--r", "r", type=click.IntRange(min=1), default=16, show_default=True),
         click.option("--alpha", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--max-doc-tokens", type=click.IntRange(min=1), default=64, show_default=True),
@@ -236,10 +236,10 @@ def cls(**o):
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--from", "base_model", default=None, help="sentence-transformers model id or folder [packaged MiniLM]")
 @click.option("--out", required=True, help="Model folder to write")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--epochs", type=Finite(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Default: from --epochs")
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option("--lr", type=Finite(min=0, min_open=True), default=2e-5, show_default=True)
 @click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True,
               help="Tokens per text while training (grading keeps the model's own length)")
 @click.option("--no-negatives", is_flag=True, help="In-batch negatives only")
@@ -247,7 +247,7 @@ def cls(**o):
               help="Grader spec (openai: judges too): distil its score margins (MarginMSE) instead of the labels")
 @click.option("--max-rows", type=click.IntRange(min=2), default=1536, show_default=True,
               help="Training rows: every judged one, then a seeded sample of the synthetic ones")
-@click.option("--tuned-share", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
+@click.option("--tuned-share", type=Finite(min=0, max=1, min_open=True), default=1.0, show_default=True,
               help="The fine-tuned weights' share in the saved model, the rest the base model's (WiSE-FT weight "
                    "averaging); 1 saves them as trained")
 @click.option("--force", is_flag=True, help="Replace what --out holds (another model, another run, other files)")
@@ -311,7 +311,7 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
 
     from lorag_harness.progress import progress as heartbeat_progress
 
-    from lorag_harness.data.synthetic import PairOptions, QueryWriter, read_passages, write_pairs
+    from lorag_harness.data.synthetic import PairOptions, QueryWriter, corpus_file, read_passages, write_pairs
 
     opts = PairOptions(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), negatives=negatives,
                        window=parse_window(window), round_trip_k=round_trip_k, seed=seed, generator=generator)
@@ -319,6 +319,9 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
     target = Path(out)
     if target.is_dir():
         raise LoragError(f"--out {out}: is a folder, not a file")
+    read = corpus_file(corpus)[1]
+    if target.resolve() in (read.resolve(), read.with_name(read.name + ".meta.json").resolve()):
+        raise LoragError(f"--out {out}: is the corpus being read ({read}); choose another --out")
     check_output(out, "--out")  # writable, before the corpus is read
     if "generate" in opts.kinds:  # the query writer's model, before the corpus is read
         check_base_model(generator, "--generator")
@@ -333,9 +336,18 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
         task = progress.add_task("pairs", total=len(only) if only else len(passages))
         counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer, only=only,
                              progress=lambda i, n: progress.update(task, completed=i))
+    skipped = counts["without_pairs"]
+    if counts["positives"] == 0 and not target.stat().st_size:  # an empty file is not kept as a result
+        target.unlink()
+        target.with_name(target.name + ".meta.json").unlink(missing_ok=True)
+        raise LoragError(f"{corpus}: no pairs from its {counts['documents']} passages: {NO_PAIRS}")
     err.print(f"pairs: {counts['positives']} positive and {counts['negatives']} negative pairs from "
-              f"{counts['documents']} passages" + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "")
-              + f" → {target}")
+              f"{counts['documents'] - skipped} passages" + (f" ({skipped} gave none: {NO_PAIRS})" if skipped else "")
+              + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "") + f" → {target}")
+
+
+NO_PAIRS = ("--queries title needs a title and a body of 8 words or more, ict a text of 3 sentences of 4 words or "
+            "more, generate a question that passes the round-trip filter")
 
 
 @click.command()

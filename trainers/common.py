@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+
+from lorag_harness.cli.options import Finite
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,7 +30,7 @@ def data_options(f):
     for opt in reversed([
         click.option("--dataset", "-d", default="reuters-r8", show_default=True, help="Dataset spec, e.g. beir:DIR"),
         click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True),
-        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+        click.option("--positive-rate", type=Finite(0.0, 1.0, min_open=True, max_open=True), default=0.5,
                      show_default=True,
                      help="Share of relevant pairs the pair builder makes (the Lightweight Relevance Grader paper: 0.123)"),
         click.option("--seed", type=int, default=13, show_default=True),
@@ -156,7 +158,10 @@ def dataset_for(o: dict):
 
 def loss_callback(steps: int, progress=None):
     """``(callback, log)`` for a Hugging Face trainer: ``log["losses"]`` collects the logged losses and
-    ``progress(step, steps, loss)`` is told after every step."""
+    ``progress(step, steps, loss)`` is told after every step. A loss that is not finite stops the run
+    (nothing is saved): a diverged model must not be written as a trained one."""
+    import math
+
     from transformers import TrainerCallback
 
     log = {"losses": []}
@@ -164,7 +169,11 @@ def loss_callback(steps: int, progress=None):
     class Report(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                log["losses"].append(float(logs["loss"]))
+                loss = float(logs["loss"])
+                if not math.isfinite(loss):
+                    raise LoragError(f"training diverged: the loss was {loss} at step {state.global_step}; nothing "
+                                     "was saved (try a lower --lr)")
+                log["losses"].append(loss)
 
         def on_step_end(self, args, state, control, **kw):
             if progress:
@@ -190,7 +199,8 @@ def trainer_arguments(cfg, steps: int, output_dir: str) -> dict:
     a loss logged each step, nothing saved or reported, CPU, seeded."""
     return dict(output_dir=output_dir, max_steps=steps, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
                 warmup_steps=int(cfg.warmup * steps), lr_scheduler_type="linear", logging_steps=1, save_strategy="no",
-                report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed)
+                report_to="none", disable_tqdm=True, use_cpu=True, seed=cfg.seed, data_seed=cfg.seed,
+                logging_nan_inf_filter=False)  # a nan loss is logged as nan (and stops the run), not hidden
 
 
 def triples(pairs: list[Pair], with_negatives: bool, seed: int, max_rows: int | None = None) -> list[dict]:

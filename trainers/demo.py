@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 import click
+
+from lorag_harness.cli.options import Finite
 from rich.console import Console
 from rich.table import Table
 
@@ -85,7 +87,7 @@ def merge_results(parts, tasks, pm=None):
               help="Also train and grade with a classification head (cls), or grade S2 with constrained JSON (s2-json)")
 @click.option("--eval-pairs", type=click.IntRange(min=2), default=200, show_default=True)
 @click.option("--train-pairs", type=click.IntRange(min=1), default=1600, show_default=True)
-@click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+@click.option("--positive-rate", type=Finite(0.0, 1.0, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Share of relevant pairs (0.123: the Lightweight Relevance Grader setting)")
 @click.option("--s2-pairs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--rag-queries", type=click.IntRange(min=1), default=10, show_default=True)

@@ -36,7 +36,10 @@ def read_pairs_file(path: str) -> list[Pair]:
             raise DataError(path, line, "expected an object with query, document, label")
         if not isinstance(row["label"], bool):
             raise DataError(path, line, f"label must be true or false, not {row['label']!r}")
-        out.append(Pair(str(row["query"]), str(row["document"]), row["label"], pair_id=str(row.get("pair_id", "")),
+        for field in ("query", "document"):  # null, a list or "" would train on their Python text
+            if not isinstance(row[field], str) or not row[field].strip():
+                raise DataError(path, line, f"field {field!r} must be a non-empty string, not {json.dumps(row[field])[:40]}")
+        out.append(Pair(row["query"], row["document"], row["label"], pair_id=str(row.get("pair_id", "")),
                         provenance=str(row.get("provenance", "file"))))
     if not out:
         raise DataError(path, None, "no pairs")
@@ -78,7 +81,7 @@ def recipe_pairs(source: str, *, corpus: str | None, pairs_file: str | None, dat
             raise LoragError("--pairs-from synthetic needs --corpus SPEC (beir:DIR, jsonl:…, a passages file) or --pairs FILE")
     if source in ("qrels", "both"):
         if dataset is None or not dataset.train_pairs:
-            raise LoragError("--pairs-from qrels needs a dataset with training judgments (-d beir:DIR)")
+            raise LoragError(f"--pairs-from {source} needs a dataset with training judgments (-d beir:DIR)")
         out += list(dataset.train_pairs)
     return out
 
@@ -96,12 +99,17 @@ def recipe_dataset(o: dict, dataset_for, window: tuple[int, int] | None = None) 
     if corpus is None and spec and spec.startswith("beir:"):
         corpus = spec
     source = source or default_source(dataset)
+    if pairs_file and o.get("corpus") and source == "synthetic":  # the file's pairs would be used, the corpus not
+        raise LoragError(f"--corpus {o['corpus']} and --pairs {pairs_file}: both give the synthetic pairs; pass one "
+                         "(with --pairs-from both, a beir: --corpus gives the judgments and the file the pairs)")
     pairs = recipe_pairs(source, corpus=corpus, pairs_file=pairs_file, dataset=dataset, seed=o.get("seed", 13), window=window)
     from collections import Counter
 
     counts = Counter(p.provenance or "unknown" for p in pairs)
     err.print(f"training pairs ({source}): " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), soft_wrap=True)
     name = (dataset.name if dataset else Path(str(corpus or pairs_file).split(":", 1)[-1]).name) + f" [{source}]"
+    if pairs_file and source != "qrels":  # the manifest names the file the synthetic pairs came from
+        name += f" + {Path(pairs_file).name}"
     ds = Dataset(name, pairs, [], corpus=dataset.corpus if dataset else [])
     return ds, source
 

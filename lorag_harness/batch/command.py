@@ -18,7 +18,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextCo
 from rich.text import Text
 
 from lorag_harness.api import registry
-from lorag_harness.cli.options import cache_options, dataset_option, grader_build_options, grader_build_values
+from lorag_harness.cli.options import Finite, cache_options, dataset_option, grader_build_options, grader_build_values
 from lorag_harness.errors import DataError, LoragError
 from lorag_harness.batch.readers import PairFile, file_format, writable_parent
 from lorag_harness.batch.writers import (discard, holds_rows, move_aside, open_output, read_manifest, remove_outputs,
@@ -234,9 +234,9 @@ def grade_locally(source: PairFile, cursor, grader, cfg: GradeConfig, take) -> N
 @click.option("--force", is_flag=True, help="Overwrite --out even if it holds other work")
 @click.option("--executor", default="local", show_default=True, help="local, ray (a local Ray cluster) or ray:ADDRESS")
 @click.option("--actors", type=int, default=1, show_default=True, help="Ray: grader actors")
-@click.option("--num-gpus", type=float, default=0.0, show_default=True, help="Ray: GPUs per actor")
-@click.option("--cpus-per-actor", type=float, default=1.0, show_default=True, help="Ray: CPUs per actor")
-@click.option("--ray-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--num-gpus", type=Finite(), default=0.0, show_default=True, help="Ray: GPUs per actor")
+@click.option("--cpus-per-actor", type=Finite(), default=1.0, show_default=True, help="Ray: CPUs per actor")
+@click.option("--ray-timeout", type=Finite(min=0, min_open=True), default=30.0, show_default=True,
               help="Ray: seconds to reach the cluster at ray:ADDRESS")
 def grade(**o):
     """Grade every pair of a file, streaming; a killed run resumes where it stopped."""

@@ -7,7 +7,7 @@ import click
 from rich.text import Text
 
 from lorag_harness.api import registry
-from lorag_harness.cli.options import (apply, cache_options, dataset_option, given, grader_build_options,
+from lorag_harness.cli.options import (Finite, apply, cache_options, dataset_option, given, grader_build_options,
                                        grader_build_values, seed_option)
 from lorag_harness.errors import LoragError
 from lorag_harness.retrieval.fusion import FUSIONS
@@ -49,7 +49,7 @@ def bench_options(f):
                           "stage's, the field's hybrid; none: the grader's order alone"),
         click.option("--rerank-queries", type=click.IntRange(min=1), default=None,
                      help="rerank, judge-agreement: evaluate only the first N judged queries [default: all]"),
-        click.option("--positive-rate", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True,
+        click.option("--positive-rate", type=Finite(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True,
                      help="Share of relevant pairs built from labelled documents (the Lightweight Relevance Grader paper: 0.123)"),
         click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the report here"),
         click.option("--format", "fmt", type=click.Choice(["json", "markdown", "html"]), default=None, help="Report format (default: from --out suffix)"),

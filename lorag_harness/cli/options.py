@@ -10,6 +10,26 @@ import click
 QUANTS = ["none", "nf4", "bf16"]
 
 
+class Finite(click.FloatRange):
+    """A float option (optionally in a range) that refuses nan and ±inf, which a range check lets through."""
+
+    name = "float"
+
+    def __init__(self, min=None, max=None, min_open=False, max_open=False, clamp=False):
+        super().__init__(min, max, min_open, max_open, clamp)
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = click.types.FloatParamType.convert(self, value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        return super()._describe_range() if (self.min, self.max) != (None, None) else "finite"
+
+
 def precision_option(default: str | None = "auto"):
     return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=default,
                         show_default=default is not None,

@@ -37,10 +37,7 @@ def read_passages(spec: str) -> list[Passage]:
     """``beir:DIR`` (its corpus.jsonl), ``jsonl:DIR`` (corpus.jsonl), ``jsonl:FILE`` (a pairs file: its
     documents), a ``.jsonl`` corpus (``_id``/``doc_id``/``id``, optional ``title``, ``text``) or a plain
     text file (one passage per line)."""
-    kind, _, arg = spec.partition(":") if spec.split(":", 1)[0] in ("beir", "jsonl") else ("", "", spec)
-    path = Path(arg)
-    if kind in ("beir", "jsonl") and path.is_dir():
-        path = path / "corpus.jsonl"
+    kind, path = corpus_file(spec)
     if not path.is_file():
         raise DataError(str(path), None, "file not found" if not path.exists() else "not a file")
     if kind == "jsonl" and path.name != "corpus.jsonl":
@@ -56,6 +53,15 @@ def read_passages(spec: str) -> list[Passage]:
     if not out:
         raise DataError(str(path), None, "no passages (one per line)")
     return out
+
+
+def corpus_file(spec: str) -> tuple[str, Path]:
+    """(kind, the file a corpus spec reads): ``beir``/``jsonl`` or "" for a plain path."""
+    kind, _, arg = spec.partition(":") if spec.split(":", 1)[0] in ("beir", "jsonl") else ("", "", spec)
+    path = Path(arg)
+    if kind in ("beir", "jsonl") and path.is_dir():
+        path = path / "corpus.jsonl"
+    return kind, path
 
 
 def _jsonl_passages(path: Path) -> list[Passage]:
@@ -251,11 +257,12 @@ def query_kind(pair_id: str) -> str:
 
 
 def done_documents(out: Path) -> tuple[set[str], int]:
-    """Documents already written to ``out`` (a run killed midway), and the byte length of its
-    complete lines: a torn last line is cut off before appending."""
-    done, good = set(), 0
+    """Passages already written to ``out`` (a run killed midway), and the byte length to keep: up to the
+    start of the last passage's rows, which is always written again (a kill or a full disk may have cut
+    its block of rows short, even on a line boundary); a torn last line goes with it."""
+    done, good, block = [], 0, 0  # block: where the rows of the last passage seen begin
     if not out.is_file():
-        return done, 0
+        return set(), 0
     with open(out, "rb") as fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
@@ -264,10 +271,12 @@ def done_documents(out: Path) -> tuple[set[str], int]:
                 row = json.loads(raw)
             except ValueError:
                 break
+            doc = row.get("source_doc")
+            if doc and (not done or done[-1] != doc):
+                done.append(doc)
+                block = good
             good += len(raw)
-            if row.get("source_doc"):
-                done.add(row["source_doc"])
-    return done, good
+    return set(done[:-1]), block
 
 
 def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, resume: bool = True,
@@ -293,7 +302,7 @@ def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, 
     out.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=2))
     maker = PairMaker(passages, opts, writer)
-    counts = {"documents": 0, "resumed": len(done), "positives": 0, "negatives": 0}
+    counts = {"documents": 0, "resumed": len(done), "positives": 0, "negatives": 0, "without_pairs": 0}
     mode = "r+b" if good or (resume and out.exists()) else "wb"
     with open(out, mode) as fh:
         fh.truncate(good)
@@ -309,6 +318,7 @@ def write_pairs(passages: list[Passage], out: str | Path, opts: PairOptions, *, 
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
                 fh.flush()
                 counts["documents"] += 1
+                counts["without_pairs"] += not rows
                 counts["positives"] += sum(r["label"] for r in rows)
                 counts["negatives"] += sum(not r["label"] for r in rows)
             if progress:

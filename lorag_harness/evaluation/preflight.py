@@ -96,6 +96,25 @@ def _hub_config(name: str, option: str) -> Path:
                          f"({type(e).__name__}: {first[:160]})") from None
 
 
+# the kinds of model folder ``lorag train`` writes (manifest.json "kind") and the grader that loads each
+GRADER_OF_KIND = {"embedding": "embedding", "cross-encoder": "cross-encoder", "cls": "cls", "s1-adapter": "s1",
+                  "s2-adapter": "s2"}
+
+
+def check_model_kind(folder: str | Path, wanted: tuple[str, ...], where: str) -> None:
+    """A folder whose lorag manifest names another kind of model than ``wanted`` is refused, with the
+    grader spec that loads it (a cross-encoder read as an embedder runs with a random pooling, and the
+    reverse with a random head; neither may pass as a result)."""
+    path = Path(folder).expanduser() / "manifest.json"
+    if not path.is_file():
+        return
+    manifest = read_json(path, where)
+    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    if kind in GRADER_OF_KIND and kind not in wanted:
+        raise LoragError(f"{where}: {folder} holds a model of kind {kind!r} (its manifest.json); grade it with "
+                         f"-g {GRADER_OF_KIND[kind]}:{folder}")
+
+
 def check_embedder(name: str | None, option: str = "--embedder") -> None:
     """A sentence-transformers folder (modules.json or config.json), a hub id, or the packaged default."""
     from lorag_harness.backends.embedder import DEFAULT_EMBEDDER, resolve_embedder
@@ -106,6 +125,7 @@ def check_embedder(name: str | None, option: str = "--embedder") -> None:
     folder = _local_folder(name, option)
     if folder is None:
         return
+    check_model_kind(folder, ("embedding",), f"{option} {name}" if option.startswith("--") else option)
     if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
         raise LoragError(f"{option} {name}: not a sentence-transformers model folder (no modules.json or config.json)")
     for f, kinds in (("modules.json", (list,)), ("config.json", (dict,))):  # sentence-transformers: modules.json is a list
@@ -124,6 +144,7 @@ def check_adapter(folder: str, base_model: str | None, spec: str) -> dict:
         raise LoragError(f"{where}: adapter folder {folder} does not exist")
     if not path.is_dir():
         raise LoragError(f"{where}: {folder} is a file; pass the adapter folder")
+    check_model_kind(path, ("s1-adapter", "s2-adapter"), where)  # S1 and S2 adapters grade as either
     if not (path / "adapter_config.json").is_file():
         raise LoragError(f"{where}: {folder} is not a peft adapter folder (no adapter_config.json)")
     read_json(path / "adapter_config.json", where)

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from lorag_harness.cli.options import grader_build_options, grader_option_values, precision_value, quant_value
+from lorag_harness.cli.options import Finite, grader_build_options, grader_option_values, precision_value, quant_value
 from lorag_harness.errors import LoragError
 
 LOOPBACK = "127.0.0.1"
@@ -103,12 +103,12 @@ def bind_port(host: str, port: int) -> socket.socket:
               help="Require 'Authorization: Bearer KEY' [env LORAG_SERVE_API_KEY; prefer the environment]")
 @click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Pairs graded in one call by the micro-batcher")
-@click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
+@click.option("--max-wait-ms", type=Finite(0, 1000), default=5.0, show_default=True,
               help="How long the micro-batcher waits for more requests")
 @click.option("--dataset", "-d", default="reuters-r8", show_default=True,
               help="Training pairs for graders that calibrate (embedding) and topics for s2-json")
 @click.option("--train-pairs", type=click.IntRange(2), default=400, show_default=True)
-@click.option("--max-request-mb", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+@click.option("--max-request-mb", type=Finite(min=0, min_open=True), default=4.0, show_default=True,
               help="Largest request body accepted (413 above it)")
 @grader_build_options
 def serve_command(spec, model_name, host, port, api_key, max_batch, max_wait_ms, dataset, train_pairs, base_model,
