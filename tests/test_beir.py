@@ -59,6 +59,8 @@ def test_train_split_file_is_used_and_never_shares_a_query(tmp_path):
     ("corpus.jsonl", '{"_id": "d1", "text": {"a": 1}}\n', r"corpus.jsonl:1: field 'text' must be a string, not dict"),
     ("corpus.jsonl", '{"text": "a"}\n', r"corpus.jsonl:1: missing field '_id'"),
     ("queries.jsonl", '{"_id": "q1", "text": "x"}\n{"_id": "q1", "text": "y"}\n', r"queries.jsonl:2: duplicate _id 'q1'"),
+    ("queries.jsonl", '{"_id": "q1", "text": "x"}\n{"_id": "q2", "text": " "}\n', r"queries.jsonl:2: field 'text' is empty"),
+    ("queries.jsonl", '{"_id": "q1", "text": "x"}\n{"_id": "q2"}\n', r"queries.jsonl:2: missing field 'text'"),
     ("qrels/test.tsv", "q1\td1\t1\n", r"test.tsv:1: missing header line"),
     ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tnope\t1\n", r"test.tsv:3: document 'nope' is not in corpus.jsonl"),
     ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq9\td1\t1\n", r"test.tsv:2: query 'q9' is not in queries.jsonl"),

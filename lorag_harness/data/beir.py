@@ -113,7 +113,7 @@ def read_queries(path: str | Path) -> list[Query]:
         qid = _unique_id(obj, path, line, seen)
         text = _text(obj, "text", path, line)
         if not text:
-            raise DataError(str(path), line, "missing field 'text'")
+            raise DataError(str(path), line, "field 'text' is empty" if "text" in obj else "missing field 'text'")
         queries.append(Query(qid, text))
     if not queries:
         raise DataError(str(path), None, "empty file")
