@@ -2,8 +2,8 @@
 collection reranked by the mean log-probability of the query's tokens after the passage and "Please
 write a question based on this passage.", alone and fused (RRF, k=60) with BM25 and the untrained
 embedder. No judgment and no training: a candidate signal for issue 23 (a grader for a corpus without
-labels), measured on CISI's evaluation queries. Scores are kept in MODELS/query_likelihood_K.json
-(reused). Results: bench/results.json under "query_likelihood".
+labels), measured on CISI's evaluation queries. Scores are kept in MODELS/query_likelihood_HASH.json,
+reused only by a run of the same collection, seed, k, prompt and queries. Results: bench/results.json under "query_likelihood".
 
     python -m bench.query_likelihood [--data DIR] [--k 30]"""
 from __future__ import annotations
@@ -88,7 +88,11 @@ def main(argv=None):
 
     ds = load_beir(args.data, {"seed": args.seed})
     queries, qrels, cands = judged_candidates(ds, ds.qrels)
-    saved = Path(args.models) / f"query_likelihood_{args.k}.json"
+    import hashlib
+
+    what = json.dumps([str(Path(args.data).resolve()), args.seed, args.k, INSTRUCTION, DOC_TOKENS, QUERY_TOKENS,
+                       [q.query_id for q in queries]])  # the scores are reused only for this very run
+    saved = Path(args.models) / f"query_likelihood_{hashlib.sha256(what.encode()).hexdigest()[:12]}.json"
     seconds = None  # scoring time, when the scores are computed in this run
     if saved.is_file():
         scores = json.loads(saved.read_text())

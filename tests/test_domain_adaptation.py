@@ -87,8 +87,16 @@ def test_pairs_never_write_over_the_corpus_and_refuse_a_run_that_makes_none(corp
     before = (corpus / "corpus.jsonl").read_text()
     for out in (corpus / "corpus.jsonl", tmp_path / ".." / tmp_path.name / "c" / "corpus.jsonl"):
         r = run("pairs", f"beir:{corpus}", "--out", out, "--overwrite")
-        assert r.exit_code == 2 and "is the corpus being read" in r.output, r.output
+        assert r.exit_code == 2 and "would write over the corpus being read" in r.output, r.output
     assert (corpus / "corpus.jsonl").read_text() == before
+    linked = tmp_path / "linked.jsonl"  # the corpus under another name
+    linked.hardlink_to(corpus / "corpus.jsonl")
+    meta_named = tmp_path / "pairs.jsonl.meta.json"  # the run's .meta.json beside --out pairs.jsonl
+    meta_named.write_text(before)
+    for spec, out in ((f"beir:{corpus}", linked), (str(meta_named), tmp_path / "pairs.jsonl")):
+        r = run("pairs", spec, "--out", out, "--overwrite")
+        assert r.exit_code == 2 and "would write over the corpus being read" in r.output, r.output
+    assert (corpus / "corpus.jsonl").read_text() == before and meta_named.read_text() == before
     passages = tmp_path / "p.txt"  # no titles, and one short sentence a passage: neither kind can make a pair
     passages.write_text("Apples grow on trees.\nWhales swim in the sea.\n")
     r = run("pairs", passages, "--out", tmp_path / "none.jsonl")
@@ -183,6 +191,17 @@ def test_a_pairs_file_row_without_text_is_refused_by_line_before_training(tmp_pa
     r = run("train", "embedding", "--pairs", pairs, "--out", tmp_path / "emb")
     field = next(iter(bad))
     assert r.exit_code == 2 and f"pairs.jsonl:3: field '{field}' must be a non-empty string" in r.output, r.output
+    assert not (tmp_path / "emb").exists()
+
+
+def test_a_pairs_file_beside_a_corpus_it_would_ignore_is_refused(corpus, tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    assert run("pairs", f"beir:{corpus}", "--out", pairs).exit_code == 0
+    for extra in (["--corpus", f"jsonl:{corpus}", "--pairs-from", "synthetic"],  # which one would it train on?
+                  ["-d", f"beir:{corpus}", "--corpus", f"beir:{corpus}"],
+                  ["-d", f"beir:{corpus}", "--pairs-from", "qrels"]):  # the file would not be used at all
+        r = run("train", "embedding", "--pairs", pairs, *extra, "--out", tmp_path / "emb")
+        assert r.exit_code == 2 and f"--pairs {pairs}" in r.output, (extra, r.output)
     assert not (tmp_path / "emb").exists()
 
 

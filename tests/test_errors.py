@@ -571,3 +571,11 @@ def test_a_model_folder_of_another_kind_is_refused_with_the_grader_that_loads_it
     (folder / "manifest.json").write_text(json.dumps({"kind": kind, "key": "k"}))
     line = one_line_error(run("bench", "-d", f"jsonl:{pairs_file}", "-t", "s1-relevance", "-g", f"{spec}:{folder}"))
     assert f"holds a model of kind '{kind}'" in line and f"-g {loads_with}:{folder}" in line
+
+
+def test_a_manifest_another_tool_wrote_does_not_stop_a_model_folder(tmp_path):
+    from lorag_harness.evaluation.preflight import check_model_kind
+
+    for content in ("[1, 2]", "not json", json.dumps({"kind": "something else"})):
+        (tmp_path / "manifest.json").write_text(content)
+        check_model_kind(tmp_path, ("embedding",), "--embedder x")  # no error: lorag did not write it

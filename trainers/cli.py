@@ -320,8 +320,9 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
     if target.is_dir():
         raise LoragError(f"--out {out}: is a folder, not a file")
     read = corpus_file(corpus)[1]
-    if target.resolve() in (read.resolve(), read.with_name(read.name + ".meta.json").resolve()):
-        raise LoragError(f"--out {out}: is the corpus being read ({read}); choose another --out")
+    for written in (target, target.with_name(target.name + ".meta.json")):  # the pairs and their .meta.json
+        if _same_file(written, read):
+            raise LoragError(f"--out {out}: would write over the corpus being read ({read}); choose another --out")
     check_output(out, "--out")  # writable, before the corpus is read
     if "generate" in opts.kinds:  # the query writer's model, before the corpus is read
         check_base_model(generator, "--generator")
@@ -337,17 +338,29 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
         counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer, only=only,
                              progress=lambda i, n: progress.update(task, completed=i))
     skipped = counts["without_pairs"]
+    needs = "; ".join(NO_PAIRS[k] for k in opts.kinds)
     if counts["positives"] == 0 and not target.stat().st_size:  # an empty file is not kept as a result
         target.unlink()
         target.with_name(target.name + ".meta.json").unlink(missing_ok=True)
-        raise LoragError(f"{corpus}: no pairs from its {counts['documents']} passages: {NO_PAIRS}")
+        raise LoragError(f"{corpus}: no pairs from its {counts['documents']} passages: {needs}")
     err.print(f"pairs: {counts['positives']} positive and {counts['negatives']} negative pairs from "
-              f"{counts['documents'] - skipped} passages" + (f" ({skipped} gave none: {NO_PAIRS})" if skipped else "")
+              f"{counts['documents'] - skipped} passages" + (f" ({skipped} gave none: {needs})" if skipped else "")
               + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "") + f" → {target}")
 
 
-NO_PAIRS = ("--queries title needs a title and a body of 8 words or more, ict a text of 3 sentences of 4 words or "
-            "more, generate a question that passes the round-trip filter")
+def _same_file(a, b) -> bool:
+    """The same file, by path or by inode (a hard link, a symlink)."""
+    import os
+
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+NO_PAIRS = {"title": "--queries title needs a title and a body of 8 words or more",  # what each kind needs of a passage
+            "ict": "ict needs a text of 3 sentences of 4 words or more",
+            "generate": "generate needs a question that finds its passage in BM25's top --round-trip-k"}
 
 
 @click.command()

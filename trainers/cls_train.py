@@ -17,7 +17,7 @@ from lorag_harness.api.types import pairs_hash
 from lorag_harness.backends import precision
 
 from .batching import balance
-from .common import (BALANCE, MODES, calibration, calibration_sample, check_positive, check_schedule, check_training_pairs,
+from .common import (BALANCE, MODES, calibration, check_loss, calibration_sample, check_positive, check_schedule, check_training_pairs,
                      config_key, run_metrics, write_manifest)
 from .outputs import claim
 
@@ -134,7 +134,7 @@ def train_cls(cfg: ClsConfig, dataset, progress=None) -> dict:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        losses.append(check_loss(float(loss.detach()), step))
         if progress:
             progress(step, steps, losses[-1])
     seconds = time.perf_counter() - start

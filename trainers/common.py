@@ -156,12 +156,19 @@ def dataset_for(o: dict):
     return dataset
 
 
+def check_loss(loss: float, step: int) -> float:
+    """``loss``, or a stop: a run whose loss is nan or infinite has diverged and must not be saved as trained."""
+    import math
+
+    if not math.isfinite(loss):
+        raise LoragError(f"training diverged: the loss was {loss} at step {step}; nothing was saved (try a lower --lr)")
+    return loss
+
+
 def loss_callback(steps: int, progress=None):
     """``(callback, log)`` for a Hugging Face trainer: ``log["losses"]`` collects the logged losses and
     ``progress(step, steps, loss)`` is told after every step. A loss that is not finite stops the run
     (nothing is saved): a diverged model must not be written as a trained one."""
-    import math
-
     from transformers import TrainerCallback
 
     log = {"losses": []}
@@ -169,11 +176,7 @@ def loss_callback(steps: int, progress=None):
     class Report(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
-                loss = float(logs["loss"])
-                if not math.isfinite(loss):
-                    raise LoragError(f"training diverged: the loss was {loss} at step {state.global_step}; nothing "
-                                     "was saved (try a lower --lr)")
-                log["losses"].append(loss)
+                log["losses"].append(check_loss(float(logs["loss"]), state.global_step))
 
         def on_step_end(self, args, state, control, **kw):
             if progress:

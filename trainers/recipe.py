@@ -99,9 +99,13 @@ def recipe_dataset(o: dict, dataset_for, window: tuple[int, int] | None = None) 
     if corpus is None and spec and spec.startswith("beir:"):
         corpus = spec
     source = source or default_source(dataset)
-    if pairs_file and o.get("corpus") and source == "synthetic":  # the file's pairs would be used, the corpus not
-        raise LoragError(f"--corpus {o['corpus']} and --pairs {pairs_file}: both give the synthetic pairs; pass one "
-                         "(with --pairs-from both, a beir: --corpus gives the judgments and the file the pairs)")
+    given = o.get("corpus")
+    judged_by_corpus = given and given.startswith("beir:") and o.get("dataset") is None and source != "synthetic"
+    if pairs_file and given and not judged_by_corpus:  # the file's pairs would be used, the corpus not
+        raise LoragError(f"--corpus {given} and --pairs {pairs_file}: both give the synthetic pairs; pass one "
+                         "(with --pairs-from both and no -d, a beir: --corpus gives the judgments and the file the pairs)")
+    if pairs_file and source == "qrels":
+        raise LoragError(f"--pairs {pairs_file} is not used with --pairs-from qrels; use --pairs-from both, or drop --pairs")
     pairs = recipe_pairs(source, corpus=corpus, pairs_file=pairs_file, dataset=dataset, seed=o.get("seed", 13), window=window)
     from collections import Counter
 

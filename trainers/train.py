@@ -20,7 +20,7 @@ from lorag_harness.data.validation import require_both_labels
 
 from .batching import balance, balanced_batches, collate, document_batches, length_batches
 from .calibrate import calibrate, youden_threshold
-from .common import keyed_config
+from .common import check_loss, keyed_config
 from .diagnostics import Validator, loss_note, prior_entropy, split_by_document, verdict
 from .examples import build_examples
 from .loss import full_logits_loss, masked_loss, value_ce
@@ -320,7 +320,7 @@ def train(cfg: TrainConfig, dataset: Dataset, progress=None, tokenizer=None, log
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(total)
+        losses.append(check_loss(total, step + 1))
         if two_part:
             binary_losses.append(total_binary)
         step += 1

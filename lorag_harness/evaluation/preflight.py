@@ -106,9 +106,10 @@ def check_model_kind(folder: str | Path, wanted: tuple[str, ...], where: str) ->
     grader spec that loads it (a cross-encoder read as an embedder runs with a random pooling, and the
     reverse with a random head; neither may pass as a result)."""
     path = Path(folder).expanduser() / "manifest.json"
-    if not path.is_file():
+    try:  # a manifest lorag did not write (another tool's, any shape) says nothing here
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
         return
-    manifest = read_json(path, where)
     kind = manifest.get("kind") if isinstance(manifest, dict) else None
     if kind in GRADER_OF_KIND and kind not in wanted:
         raise LoragError(f"{where}: {folder} holds a model of kind {kind!r} (its manifest.json); grade it with "
