@@ -77,8 +77,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     rows = triples(pairs, cfg.negatives, cfg.seed, cfg.max_rows)
     if len(rows) < 2:
         raise LoragError(f"lorag train embedding needs relevant pairs with negatives for at least 2 queries (got {len(rows)} rows)")
-    out = claim(cfg.out, "embedding", config_key(cfg, pairs), cfg.force)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim(cfg.out, "embedding", config_key(cfg, pairs), cfg.force)  # made when the model is saved
     torch.manual_seed(cfg.seed)
     try:
         with warnings.catch_warnings():
@@ -113,6 +112,7 @@ def train_embedding(cfg: EmbeddingConfig, dataset, progress=None) -> dict:
     if cfg.tuned_share < 1.0:
         interpolate(model, start_weights, cfg.tuned_share)
     model.max_seq_length = encode_length  # graded with the base model's length
+    out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     model.save(str(out))
     from collections import Counter
