@@ -189,3 +189,12 @@ DOCS_MORE = {**DOCS,
              "d20": ("Music", "The orchestra played a symphony in the concert hall.")}
 SAME_TOPIC = {"q1": {"d1", "d2", "d3", "d13", "d14"}, "q2": {"d4", "d5", "d15"}, "q3": {"d7", "d8", "d16"},
               "q4": {"d10", "d11", "d17"}}
+
+
+def test_a_negative_judged_for_a_query_without_positives_leaves_the_random_negatives(tmp_path):
+    qrels = [(q, d, g) for q, d, g in QRELS if q != "q4"] + [("q4", "d12", -1)]  # q4: judged, but nothing relevant
+    ds = load_beir(str(write_beir(tmp_path / "c", qrels=qrels)), {"train_fraction": 0.0})
+    labels = [p.label for p in ds.eval_pairs]
+    assert labels.count(True) == 6 and labels.count(False) == 6  # each positive gets a random negative
+    assert {p.provenance for p in ds.eval_pairs if not p.label} == {"random-unjudged"}
+    assert any("judge no document not relevant for a query with a relevant one" in n for n in ds.notes)

@@ -194,7 +194,8 @@ def make_pairs(ds: Dataset, qrels: dict, by_id: dict[str, Doc], prefix: str, *, 
     queries = [q for q in ds.queries if q.query_id in qrels]
     rng = random.Random(f"{seed}:{prefix}")
     all_ids = [d.doc_id for d in ds.corpus]
-    no_judged_negatives = not any(g <= 0 for d in qrels.values() for g in d.values())
+    # judged negatives that can pair with a positive of their query (a query judged only not relevant has none)
+    no_judged_negatives = not any(g <= 0 for d in qrels.values() if any(x > 0 for x in d.values()) for g in d.values())
     window = neg.window_for(len(all_ids))
     hits = retrieve("bm25", ds, queries, window[1]) if queries and not evaluation else {}
     pairs = []
@@ -274,8 +275,8 @@ def load_beir(arg, options):
     ds.train_pairs = train[: int(n_train)] if n_train else train
     ds.eval_pairs = evals[: int(n_eval)] if n_eval else evals
     if ds.eval_pairs and not any(p.provenance == "judged-not-relevant" for p in ds.eval_pairs):
-        ds.notes.append(f"{root.name}: the qrels judge no document not relevant; the evaluation pairs' negatives "
-                        "are random unjudged documents")
+        ds.notes.append(f"{root.name}: the qrels judge no document not relevant for a query with a relevant one; the "
+                        "evaluation pairs' negatives are random unjudged documents")
     ds.notes.append(pairs_note(ds.eval_pairs, "evaluation pairs"))
     if ds.train_pairs:
         ds.notes.append(pairs_note(ds.train_pairs, "training pairs"))
