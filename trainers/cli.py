@@ -9,7 +9,7 @@ import click
 
 from lorag_harness.cli.options import Finite, apply, base_model_option, precision_option
 from lorag_harness.errors import LoragError
-from lorag_harness.evaluation.preflight import check_base_model, check_output
+from lorag_harness.evaluation.preflight import check_base_model, check_output, same_file
 from lorag_harness.hookspecs import hookimpl
 
 from .common import BALANCE, LOSSES, MODES, data_options, dataset_for, err, progress_bar, run_with_progress
@@ -311,7 +311,7 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
 
     from lorag_harness.progress import progress as heartbeat_progress
 
-    from lorag_harness.data.synthetic import PairOptions, QueryWriter, corpus_file, read_passages, write_pairs
+    from lorag_harness.data.synthetic import NEEDS, PairOptions, QueryWriter, corpus_file, read_passages, write_pairs
 
     opts = PairOptions(kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), negatives=negatives,
                        window=parse_window(window), round_trip_k=round_trip_k, seed=seed, generator=generator)
@@ -321,7 +321,7 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
         raise LoragError(f"--out {out}: is a folder, not a file")
     read = corpus_file(corpus)[1]
     for written in (target, target.with_name(target.name + ".meta.json")):  # the pairs and their .meta.json
-        if _same_file(written, read):
+        if same_file(written, read):
             raise LoragError(f"--out {out}: would write over the corpus being read ({read}); choose another --out")
     check_output(out, "--out")  # writable, before the corpus is read
     if "generate" in opts.kinds:  # the query writer's model, before the corpus is read
@@ -338,7 +338,7 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
         counts = write_pairs(passages, target, opts, resume=not overwrite, writer=writer, only=only,
                              progress=lambda i, n: progress.update(task, completed=i))
     skipped = counts["without_pairs"]
-    needs = "; ".join(NO_PAIRS[k] for k in opts.kinds)
+    needs = "; ".join(NEEDS[k] for k in opts.kinds)
     if counts["positives"] == 0 and not target.stat().st_size:  # an empty file is not kept as a result
         target.unlink()
         target.with_name(target.name + ".meta.json").unlink(missing_ok=True)
@@ -346,21 +346,6 @@ def pairs(corpus, out, kinds, negatives, window, generator, round_trip_k, max_do
     err.print(f"pairs: {counts['positives']} positive and {counts['negatives']} negative pairs from "
               f"{counts['documents'] - skipped} passages" + (f" ({skipped} gave none: {needs})" if skipped else "")
               + (f" ({counts['resumed']} done before, resumed)" if counts["resumed"] else "") + f" → {target}")
-
-
-def _same_file(a, b) -> bool:
-    """The same file, by path or by inode (a hard link, a symlink)."""
-    import os
-
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-NO_PAIRS = {"title": "--queries title needs a title and a body of 8 words or more",  # what each kind needs of a passage
-            "ict": "ict needs a text of 3 sentences of 4 words or more",
-            "generate": "generate needs a question that finds its passage in BM25's top --round-trip-k"}
 
 
 @click.command()

@@ -10,13 +10,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-
-from lorag_harness.cli.options import Finite
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lorag_harness.api.types import Pair, pairs_hash
+from lorag_harness.cli.options import Finite
 from lorag_harness.errors import LoragError
 
 err = Console(stderr=True)

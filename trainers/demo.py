@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import click
-
-from lorag_harness.cli.options import Finite
 from rich.console import Console
 from rich.table import Table
+
+from lorag_harness.cli.options import Finite
 
 from .profiles import PROFILES
 

@@ -9,30 +9,11 @@ no empty ``--out`` behind.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from lorag_harness.api.model_kinds import KINDS, read_owner
 from lorag_harness.errors import LoragError
-
-KINDS = {
-    "s1-adapter": "an S1 adapter (lorag train s1)",
-    "s2-adapter": "an S2 adapter (lorag train s2)",
-    "cross-encoder": "a cross-encoder reranker (lorag train reranker)",
-    "cls": "a classification-head model (lorag train cls)",
-    "merged-model": "a merged model (lorag merge)",
-    "embedding": "a fine-tuned embedder (lorag train embedding)",
-}
-
-
-def manifest_kind(manifest: dict) -> str | None:
-    """The kind of model a harness manifest describes (None: not a manifest lorag wrote)."""
-    kind = manifest.get("kind")
-    if isinstance(kind, str) and kind in KINDS:
-        return kind
-    if manifest.get("stage") in ("s1", "s2") and "key" in manifest:  # adapters from before ``kind``
-        return f"{manifest['stage']}-adapter"
-    return None
 
 
 def check_writable(out: str | Path, option: str = "--out") -> Path:
@@ -58,17 +39,6 @@ def check_writable(out: str | Path, option: str = "--out") -> Path:
             except OSError:
                 break
     return path
-
-
-def read_owner(path: Path) -> tuple[str | None, dict]:
-    """(kind, manifest) of the model in ``path``; kind None when lorag did not write the manifest."""
-    try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None, {}
-    if not isinstance(manifest, dict):
-        return None, {}
-    return manifest_kind(manifest), manifest
 
 
 def claim(out: str | Path, kind: str, key: str | None = None, force: bool = False, option: str = "--out",

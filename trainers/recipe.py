@@ -100,7 +100,7 @@ def recipe_dataset(o: dict, dataset_for, window: tuple[int, int] | None = None) 
         corpus = spec
     source = source or default_source(dataset)
     given = o.get("corpus")
-    judged_by_corpus = given and given.startswith("beir:") and o.get("dataset") is None and source != "synthetic"
+    judged_by_corpus = dataset is not None and o.get("dataset") is None and source != "synthetic"
     if pairs_file and given and not judged_by_corpus:  # the file's pairs would be used, the corpus not
         raise LoragError(f"--corpus {given} and --pairs {pairs_file}: both give the synthetic pairs; pass one "
                          "(with --pairs-from both and no -d, a beir: --corpus gives the judgments and the file the pairs)")

@@ -15,9 +15,6 @@ class Finite(click.FloatRange):
 
     name = "float"
 
-    def __init__(self, min=None, max=None, min_open=False, max_open=False, clamp=False):
-        super().__init__(min, max, min_open, max_open, clamp)
-
     def convert(self, value, param, ctx):
         import math
 

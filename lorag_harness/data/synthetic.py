@@ -87,13 +87,19 @@ def _jsonl_passages(path: Path) -> list[Passage]:
     return out
 
 
+TITLE_BODY_WORDS, ICT_SENTENCES, SENTENCE_WORDS = 8, 3, 4  # what a passage needs to give a title or ict query
+NEEDS = {"title": f"--queries title needs a title and a body of {TITLE_BODY_WORDS} words or more",
+         "ict": f"ict needs a text of {ICT_SENTENCES} sentences of {SENTENCE_WORDS} words or more",
+         "generate": "generate needs a question that finds its passage in BM25's top --round-trip-k"}
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 4]
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= SENTENCE_WORDS]
 
 
 def title_query(p: Passage, rng: random.Random):
     """(query, positive) or None: the title asks for the body."""
-    if p.title and len(p.text.split()) >= 8:
+    if p.title and len(p.text.split()) >= TITLE_BODY_WORDS:
         return p.title, p.text
     return None
 
@@ -101,7 +107,7 @@ def title_query(p: Passage, rng: random.Random):
 def ict_query(p: Passage, rng: random.Random):
     """(query, positive) or None: a random sentence asks for the passage without it (titled)."""
     sents = sentences(p.text)
-    if len(sents) < 3:
+    if len(sents) < ICT_SENTENCES:
         return None
     s = rng.choice(sents)
     rest = " ".join(x for x in sents if x is not s)

@@ -96,21 +96,13 @@ def _hub_config(name: str, option: str) -> Path:
                          f"({type(e).__name__}: {first[:160]})") from None
 
 
-# the kinds of model folder ``lorag train`` writes (manifest.json "kind") and the grader that loads each
-GRADER_OF_KIND = {"embedding": "embedding", "cross-encoder": "cross-encoder", "cls": "cls", "s1-adapter": "s1",
-                  "s2-adapter": "s2"}
-
-
 def check_model_kind(folder: str | Path, wanted: tuple[str, ...], where: str) -> None:
     """A folder whose lorag manifest names another kind of model than ``wanted`` is refused, with the
     grader spec that loads it (a cross-encoder read as an embedder runs with a random pooling, and the
-    reverse with a random head; neither may pass as a result)."""
-    path = Path(folder).expanduser() / "manifest.json"
-    try:  # a manifest lorag did not write (another tool's, any shape) says nothing here
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
-        return
-    kind = manifest.get("kind") if isinstance(manifest, dict) else None
+    reverse with a random head; neither may pass as a result). Another tool's manifest says nothing here."""
+    from lorag_harness.api.model_kinds import GRADER_OF_KIND, read_owner
+
+    kind = read_owner(Path(folder).expanduser())[0]
     if kind in GRADER_OF_KIND and kind not in wanted:
         raise LoragError(f"{where}: {folder} holds a model of kind {kind!r} (its manifest.json); grade it with "
                          f"-g {GRADER_OF_KIND[kind]}:{folder}")
@@ -180,6 +172,15 @@ def check_replaceable(out: str | Path, option: str = "--out", fix: str | None = 
     if path.is_file() and not is_report(path):
         raise LoragError(f"{option} {out}: exists and is not a lorag report; "
                          + (fix or f"pass --force to overwrite it, or choose another {option}"))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """``a`` and ``b`` are one file: the same path, or the same inode (a hard link, a symlink)."""
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
 
 
 def check_output(out: str | Path, option: str = "--out") -> Path:
