@@ -276,10 +276,13 @@ def test_output_checked_before_any_work(tmp_path, overlap):
     src = write_jsonl(tmp_path / "pairs.jsonl", make_rows(8))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
+    linked = tmp_path / "linked.jsonl"  # the input under another name
+    linked.hardlink_to(src)
     cases = [
         (["--out", blocker / "j.jsonl"], "cannot write there"),
         (["--out", tmp_path / "j.csv"], "unknown format '.csv'"),
         (["--out", src], "is the input file"),
+        (["--out", linked, "--force"], "is the input file"),
         (["--out", tmp_path / "j.jsonl", "--executor", "spark"], "expected local, ray or ray:ADDRESS"),
         (["--out", tmp_path / "j.jsonl", "--actors", "3"], "apply to --executor ray only"),
         (["--out", tmp_path / "j.jsonl", "--num-gpus", "1"], "apply to --executor ray only"),

@@ -88,6 +88,7 @@ def check_config(cfg: GradeConfig) -> tuple[str, str | None]:
 def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     """Every check before work; returns (input, grader, fingerprint, manifest or None if complete)."""
     from lorag_harness.evaluation.cache import JudgmentCache
+    from lorag_harness.evaluation.preflight import same_file
     from lorag_harness.evaluation.runner import build_grader, grader_fingerprint, load_dataset
 
     console = console or Console(stderr=True)
@@ -95,7 +96,7 @@ def build(cfg: GradeConfig, pm=None, console: Console | None = None):
     out = Path(cfg.out)
     fmt = file_format(out, "--out")
     writable_parent(out, "--out")
-    if out.resolve() == source.path.resolve():
+    if same_file(out, source.path):
         raise LoragError(f"--out {out}: is the input file")
     JudgmentCache(cfg.cache_path).close()  # a damaged or read-only cache stops here
     source.check_rows()  # every row and id checked before the grader is built
