@@ -137,8 +137,8 @@ def main():
         saved.parent.mkdir(parents=True, exist_ok=True)
         on_disk = json.loads(saved.read_text()) if saved.is_file() else {}
         saved.write_text(json.dumps(on_disk | {system: values}))
-        r = {"system": system, **{m: round(float(np.mean([v[q.query_id] for q in queries])), 4) for m, v in values.items()},
-             **extra, **paired_tests(system, per_query, [q.query_id for q in queries])}
+        ids = [q.query_id for q in queries]
+        r = mean_row(system, values, ids) | extra | paired_tests(system, per_query, ids)
         out["rows"].append(r)
         print(json.dumps(r), flush=True)
         update_rows(section, out, args.results)
@@ -207,13 +207,20 @@ def paired_tests(system: str, per_query: dict, queries: list[str]) -> dict:
         others.append(("untrained embedding + RRF with BM25@100" if fused else UNTRAINED, "vs_untrained"))
         if fused:
             others.append((UNTRAINED, "vs_untrained_rerank"))
-    out = {}
-    for other, key in others:
-        if other in per_query and other != system:
-            t = paired_randomization([per_query[system]["ndcg@10"][q] for q in queries],
-                                     [per_query[other]["ndcg@10"][q] for q in queries])
-            out[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
-    return out
+    return {key: ndcg_test(per_query, system, other, queries) for other, key in others
+            if other in per_query and other != system}
+
+
+def ndcg_test(per_query: dict, system: str, other: str, queries: list[str]) -> dict:
+    """Paired randomization of ``system`` against ``other`` on per-query nDCG@10: mean difference and p."""
+    t = paired_randomization([per_query[system]["ndcg@10"][q] for q in queries],
+                             [per_query[other]["ndcg@10"][q] for q in queries])
+    return {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
+
+
+def mean_row(system: str, values: dict, queries: list[str]) -> dict:
+    """A results row: each measure's mean over ``queries``."""
+    return {"system": system, **{m: round(float(np.mean([v[q] for q in queries])), 4) for m, v in values.items()}}
 
 
 def retest(saved: Path, results: str, section: str = "domain_adaptation") -> None:

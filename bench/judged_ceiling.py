@@ -14,14 +14,12 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
-
-from bench.domain_adaptation import MEASURES, ROOT, cosine_rankings, judged_candidates, training, trained
+from bench.domain_adaptation import (MEASURES, ROOT, cosine_rankings, judged_candidates, mean_row, ndcg_test, training,
+                                     trained)
 from bench.results_file import update
 from lorag_harness.api.types import Dataset
 from lorag_harness.backends.precision import machine
 from lorag_harness.data.beir import load_beir, make_pairs
-from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval.fusion import rrf
 from lorag_harness.trainers.embedding_train import EmbeddingConfig, train_embedding
@@ -76,15 +74,12 @@ def main(argv=None):
     plain = "untrained embedding reranking BM25@100"
     rows = []
     for s, values in per_query.items():
-        row = {"system": s, **{m: round(float(np.mean([v[q] for q in ids])), 4) for m, v in values.items()}}
+        row = mean_row(s, values, ids)
         against = [("vs_bm25", "BM25@100")]
         if "trained on" in s:
             against += [("vs_untrained", s.replace("embedding trained on the other folds' judgments", "untrained embedding")),
                         ("vs_untrained_rerank", plain)]
-        for key, other in against:
-            if other != s:
-                t = paired_randomization([values["ndcg@10"][q] for q in ids], [per_query[other]["ndcg@10"][q] for q in ids])
-                row[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
+        row |= {key: ndcg_test(per_query, s, other, ids) for key, other in against if other != s}
         rows.append(row)
         print(json.dumps(row), flush=True)
     update("domain_adaptation_ceiling", {

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.domain_adaptation import MEASURES, ROOT, cosine_rankings, judged_candidates
+from bench.domain_adaptation import MEASURES, ROOT, cosine_rankings, judged_candidates, mean_row, ndcg_test
 from bench.results_file import update
 from lorag_harness.backends import precision
 from lorag_harness.backends.precision import machine
 from lorag_harness.data.beir import load_beir
-from lorag_harness.evaluation.stats import paired_randomization
 from lorag_harness.retrieval import metrics as ranking
 from lorag_harness.retrieval.fusion import rrf
 
@@ -119,12 +118,10 @@ def main(argv=None):
     ids = [q.query_id for q in queries]
     rows = []
     for s, values in per_query.items():
-        row = {"system": s, **{m: round(float(np.mean([v[q] for q in ids])), 4) for m, v in values.items()}}
-        for key, other in (("vs_bm25", "BM25@100"), ("vs_untrained_rerank", "untrained embedding reranking BM25@100"),
-                           ("vs_untrained_rrf", "untrained embedding + RRF with BM25@100")):
-            if other != s:
-                t = paired_randomization([values["ndcg@10"][q] for q in ids], [per_query[other]["ndcg@10"][q] for q in ids])
-                row[key] = {"mean_diff_ndcg@10": round(t["mean_diff"], 4), "p_value": round(t["p_value"], 4)}
+        row = mean_row(s, values, ids) | {
+            key: ndcg_test(per_query, s, other, ids) for key, other in (
+                ("vs_bm25", "BM25@100"), ("vs_untrained_rerank", "untrained embedding reranking BM25@100"),
+                ("vs_untrained_rrf", "untrained embedding + RRF with BM25@100")) if other != s}
         rows.append(row)
         print(json.dumps(row), flush=True)
     update("query_likelihood", {"dataset": ds.name, "evaluation_queries": len(ids), "k": args.k, "seed": args.seed,
